@@ -1,0 +1,114 @@
+"""Per candidate and per contract summaries of a run's case results (pure: results in, numbers out)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from .report.results import CaseResult, RunResults
+
+
+def summarize(results: RunResults) -> dict[str, Any]:
+    """The ``summaries`` every report renders: one block per candidate, one for the incumbent."""
+    by_candidate: dict[str, list[CaseResult]] = defaultdict(list)
+    incumbent_rows: dict[tuple[str, str], CaseResult] = {}
+    for case in results.cases:
+        if case.candidate is None:
+            incumbent_rows[(case.contract, case.case_id)] = case
+        else:
+            by_candidate[case.candidate].append(case)
+    # The incumbent is described by its goldens, whichever rows carried them.
+    goldens = {(c.contract, c.case_id): c for c in results.cases if c.golden}
+    goldens.update(incumbent_rows)
+    return {
+        "candidates": {name: _candidate(cases) for name, cases in by_candidate.items()},
+        "incumbent": _incumbent(results, list(goldens.values())),
+    }
+
+
+def _candidate(cases: list[CaseResult]) -> dict[str, Any]:
+    outputs = [c.output for c in cases if c.output]
+    judged = [c for c in cases if c.candidate_passed is not None]
+    summary: dict[str, Any] = {
+        "cases": len(cases),
+        "items_passed": sum(c.passed for c in cases),
+        "checks_passed": sum(bool(c.candidate_passed) for c in judged),
+        "pass_rate": _rate(sum(bool(c.candidate_passed) for c in judged), len(judged)),
+        "golden_pass_rate": _rate(sum(bool(c.golden_passed) for c in judged), len(judged)),
+        "regressions": sum(c.flip == "regression" for c in cases),
+        "improvements": sum(c.flip == "improvement" for c in cases),
+        "regression_rate": _rate(sum(c.flip == "regression" for c in cases), len(judged)),
+        "exceeded": sum(bool(c.exceeded) for c in cases),
+        "errors": sum(c.output is None for c in cases),
+        "metrics": _metrics(cases),
+        **_usage(outputs),
+    }
+    contracts: dict[str, list[CaseResult]] = defaultdict(list)
+    for case in cases:
+        contracts[case.contract].append(case)
+    summary["contracts"] = {cid: _contract(rows) for cid, rows in contracts.items()}
+    return summary
+
+
+def _contract(cases: list[CaseResult]) -> dict[str, Any]:
+    metrics = _metrics(cases)
+    return {
+        "cases": len(cases),
+        "checks_passed": sum(bool(c.candidate_passed) for c in cases),
+        "regressions": sum(c.flip == "regression" for c in cases),
+        "improvements": sum(c.flip == "improvement" for c in cases),
+        "exceeded": sum(bool(c.exceeded) for c in cases),
+        "mean_edit": metrics.get("edit", {}).get("mean"),
+        "mean_semantic": metrics.get("semantic", {}).get("mean"),
+        "cost_per_call": _usage([c.output for c in cases if c.output])["cost_per_call"],
+    }
+
+
+def _incumbent(results: RunResults, cases: list[CaseResult]) -> dict[str, Any]:
+    samples = [c.golden[0] for c in cases if c.golden]
+    contracts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in cases:
+        if case.golden:
+            contracts[case.contract].append(case.golden[0])
+    return {
+        "name": results.incumbent.name if results.incumbent else "incumbent",
+        "golden_pass_rate": _rate(sum(bool(c.golden_passed) for c in cases), len(cases)),
+        **_usage(samples),
+        "contracts": {cid: {"cost_per_call": _usage(rows)["cost_per_call"]} for cid, rows in contracts.items()},
+    }
+
+
+def _metrics(cases: list[CaseResult]) -> dict[str, dict[str, Any]]:
+    values: dict[str, list[float]] = defaultdict(list)
+    for case in cases:
+        for name, value in case.metrics.items():
+            if value is not None:
+                values[name].append(float(value))
+    return {name: {"mean": _mean(vals), "n": len(vals), "values": vals} for name, vals in values.items()}
+
+
+def _usage(responses: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    rows = list(responses)
+    latencies = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
+    costs = [r["cost_usd"] for r in rows if r.get("cost_usd") is not None]
+    out_tokens = [r.get("usage", {}).get("output_tokens", 0) for r in rows]
+    total = sum(r.get("usage", {}).get("input_tokens", 0) for r in rows) + sum(out_tokens)
+    return {
+        "latency_p50": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_p95": float(np.percentile(latencies, 95)) if latencies else None,
+        "tokens_per_task": _mean(out_tokens),
+        "total_tokens": int(total),
+        "cost_usd": float(sum(costs)) if costs else None,
+        "cost_per_call": _mean(costs),
+    }
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def _mean(values: list[float] | list[int]) -> float | None:
+    return float(sum(values) / len(values)) if values else None

@@ -1,0 +1,270 @@
+"""The contract: the ``@llm_contract`` decorator, tolerances and case expansion."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from . import prompt as prompts
+
+CONTRACT_ATTR = "__llmswap_contract__"
+ITEM_FIXTURE = "_llmswap_item"
+OUTPUT_FORMATS = ("text", "json")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ContractError(ValueError):
+    """A contract that cannot be expanded into cases: reported as one line at collection."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a candidate may drift from the golden before its test fails.
+
+    Similarity floors (``exact``, ``edit``, ``semantic``, ``field_agreement``, ``top1``) fail when the
+    candidate scores below them; ceilings (``style``, ``kl``, ``tokens``) fail when it scores above.
+    ``fields`` names JSON fields (dotted paths such as ``"customer.id"``) that must equal the golden's.
+    """
+
+    fields: tuple[str, ...] = ()
+    exact: float | None = None
+    edit: float | None = None
+    semantic: float | None = None
+    field_agreement: float | None = None
+    style: float | None = None
+    tokens: float | None = None
+    kl: float | None = None
+    top1: float | None = None
+
+    FLOORS = ("exact", "edit", "semantic", "field_agreement", "top1")
+    CEILINGS = ("style", "tokens", "kl")
+
+    @classmethod
+    def from_value(cls, value: Tolerance | dict[str, Any] | None) -> Tolerance:
+        """Accept a Tolerance, a plain dict with the same keys, or None (no drift limit)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise ContractError(f"tolerance must be a dict or Tolerance, not {type(value).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ContractError(f"unknown tolerance key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        data = dict(value)
+        if isinstance(data.get("fields"), str):
+            data["fields"] = (data["fields"],)
+        data["fields"] = tuple(data.get("fields", ()))
+        for name in cls.FLOORS + cls.CEILINGS:
+            if data.get(name) is not None and not isinstance(data[name], (int, float)):
+                raise ContractError(f"tolerance {name!r} must be a number, not {data[name]!r}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fields": list(self.fields)} if self.fields else {}
+        out.update({n: getattr(self, n) for n in self.FLOORS + self.CEILINGS if getattr(self, n) is not None})
+        return out
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metric names this tolerance needs scored (``fields`` maps to the JSON-field metric)."""
+        names = [n for n in self.FLOORS + self.CEILINGS if getattr(self, n) is not None]
+        return tuple(n.replace("field_agreement", "fields") for n in names)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What ``@llm_contract`` records on a test function; resolved against its file at collection."""
+
+    prompt: str
+    cases: Any
+    system: str | None = None
+    output: str = "text"
+    params: dict[str, Any] = field(default_factory=dict)
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    weight: float = 1.0
+    rework_hours: float = 2.0
+    calls_per_month: float | None = None
+    id: str | None = None
+    examples: int = 20
+    checks: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One rendered case of a contract."""
+
+    id: str
+    variables: dict[str, Any]
+    messages: tuple[tuple[str, str], ...]
+    prompt_hash: str
+
+
+@dataclass(frozen=True)
+class ResolvedContract:
+    """A contract bound to its test: golden key, node id and rendered cases."""
+
+    contract: Contract
+    nodeid: str
+    key: str
+    module_path: Path
+    cases: tuple[Case, ...]
+
+    def case(self, case_id: str) -> Case:
+        return next(c for c in self.cases if c.id == case_id)
+
+
+def llm_contract(
+    prompt: str,
+    cases: Any,
+    *,
+    system: str | None = None,
+    output: str = "text",
+    params: dict[str, Any] | None = None,
+    tolerance: Tolerance | dict[str, Any] | None = None,
+    weight: float = 1.0,
+    rework_hours: float = 2.0,
+    calls_per_month: float | None = None,
+    id: str | None = None,
+    examples: int = 20,
+    checks: Sequence[Any] = (),
+) -> Callable[[F], F]:
+    """Mark a test as an LLM contract: one test item per case (and per candidate model).
+
+    ``prompt`` is an inline jinja2 template or a template file relative to the test file; ``cases`` a list
+    of dicts, a ``.jsonl``/``.json``/``.csv`` path, or a hypothesis strategy (``examples`` cases drawn the
+    same way on every run). The test receives fixtures ``output``, ``case`` and ``golden``; its assertions
+    (and any deepeval ``checks``) are the contract's checks.
+    """
+    if output not in OUTPUT_FORMATS:
+        raise ContractError(f"llm_contract(output={output!r}): use one of {', '.join(OUTPUT_FORMATS)}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ContractError("llm_contract(prompt=...) must be a non-empty template string or file name")
+    spec = Contract(
+        prompt=prompt, cases=cases, system=system, output=output, params=dict(params or {}),
+        tolerance=Tolerance.from_value(tolerance), weight=float(weight), rework_hours=float(rework_hours),
+        calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
+    )
+
+    def decorate(fn: F) -> F:
+        setattr(fn, CONTRACT_ATTR, spec)
+        return pytest.mark.usefixtures(ITEM_FIXTURE)(pytest.mark.llm_contract(fn))
+
+    return decorate
+
+
+def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> ResolvedContract:
+    """Load the template and cases of ``contract`` and render every case (raises ContractError)."""
+    base = test_path.parent
+    try:
+        source, origin = prompts.load_template_source(contract.prompt, base)
+        template = prompts.compile_template(source, origin)
+        system = None
+        if contract.system is not None:
+            sys_source, sys_origin = prompts.load_template_source(contract.system, base)
+            system = (prompts.compile_template(sys_source, sys_origin), sys_origin)
+        raw = load_cases(contract.cases, base, contract.examples)
+        rendered = []
+        for case_id, variables in identify(raw):
+            messages: list[tuple[str, str]] = []
+            if system is not None:
+                messages.append(("system", prompts.render(system[0], variables, case_id, system[1])))
+            messages.append(("user", prompts.render(template, variables, case_id, origin)))
+            rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages)))
+    except prompts.PromptError as exc:
+        raise ContractError(str(exc)) from None
+    return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, tuple(rendered))
+
+
+def load_cases(cases: Any, base: Path, examples: int) -> list[dict[str, Any]]:
+    """Cases as a list of dicts, from a list, a file path or a hypothesis strategy."""
+    if isinstance(cases, (str, Path)):
+        rows = _load_case_file(base / cases)
+    elif _is_strategy(cases):
+        rows = _draw(cases, examples)
+    elif isinstance(cases, Sequence):
+        rows = list(cases)
+    else:
+        raise ContractError(f"cases must be a list of dicts, a .jsonl/.json/.csv path or a hypothesis "
+                            f"strategy, not {type(cases).__name__}")
+    if not rows:
+        raise ContractError("the contract has no cases: give at least one")
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ContractError(f"case {i} is a {type(row).__name__}, not a dict of template variables")
+    return rows
+
+
+def identify(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Give every case a stable id: its ``id`` key, else a short hash of its variables; ids must be unique."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, row in enumerate(rows, 1):
+        case_id = str(row["id"]) if "id" in row else hashlib.sha256(
+            json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        if case_id in seen:
+            raise ContractError(f"duplicate case id {case_id!r} (cases {seen[case_id]} and {i}); give each "
+                                "case a unique 'id' key")
+        seen[case_id] = i
+        out.append((case_id, row))
+    return out
+
+
+def _load_case_file(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ContractError(f"cases file not found: {path} (paths are relative to the test file)")
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ContractError(f"{path}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from None
+        return rows
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ContractError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        if not isinstance(data, list):
+            raise ContractError(f"{path}: expected a JSON list of case objects, found {type(data).__name__}")
+        return data
+    if suffix == ".csv":
+        return [dict(r) for r in csv.DictReader(text.splitlines())]
+    raise ContractError(f"cases file {path}: unsupported type {suffix!r}; use .jsonl, .json or .csv")
+
+
+def _is_strategy(obj: Any) -> bool:
+    try:
+        from hypothesis.strategies import SearchStrategy
+    except ImportError:  # pragma: no cover - hypothesis is a core dependency
+        return False
+    return isinstance(obj, SearchStrategy)
+
+
+def _draw(strategy: Any, examples: int) -> list[dict[str, Any]]:
+    """Draw ``examples`` distinct cases, identically in every process (derandomized, no database)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    drawn: dict[str, Any] = {}
+
+    @settings(derandomize=True, database=None, max_examples=examples, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.setdefault(json.dumps(value, sort_keys=True, default=str), value)
+
+    collect()
+    return list(drawn.values())[:examples]

@@ -1,0 +1,72 @@
+"""Structured drift for JSON outputs: leaf-field agreement and named fields (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MISSING = object()
+
+
+def parse_json(text: str) -> Any:
+    """The parsed JSON value, or ``MISSING`` when ``text`` is not JSON."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return MISSING
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten JSON to ``{"a.b[0].c": leaf}``; empty containers count as leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(leaves(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(leaves(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def field_agreement(golden: Any, candidate: Any) -> float:
+    """Share of leaf paths (union of both sides) whose values are equal; key order does not matter."""
+    g, c = leaves(golden), leaves(candidate)
+    paths = set(g) | set(c)
+    if not paths:
+        return 1.0
+    return sum(1 for p in paths if p in g and p in c and g[p] == c[p]) / len(paths)
+
+
+def get_path(value: Any, path: str) -> Any:
+    """The value at a dotted path (``"customer.id"``, ``"items[0].sku"``), or ``MISSING``."""
+    flat = leaves(value)
+    if path in flat:
+        return flat[path]
+    current = value
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("[") and isinstance(current, list):
+            index = int(part[1:-1])
+            current = current[index] if index < len(current) else MISSING
+        elif isinstance(current, dict):
+            current = current.get(part, MISSING)
+        else:
+            return MISSING
+        if current is MISSING:
+            return MISSING
+    return current
+
+
+def named_field_mismatches(golden: Any, candidate: Any, paths: tuple[str, ...]) -> list[str]:
+    """One readable line per named field whose candidate value differs from the golden's."""
+    out = []
+    for path in paths:
+        g, c = get_path(golden, path), get_path(candidate, path)
+        if g != c:
+            shown = lambda v: "<missing>" if v is MISSING else json.dumps(v)  # noqa: E731
+            out.append(f"field {path!r}: golden {shown(g)}, candidate {shown(c)}")
+    return out

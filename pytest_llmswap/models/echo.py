@@ -1,0 +1,24 @@
+"""The built-in ``echo`` model: answers with the rendered prompt, for wiring a suite and for benchmarks."""
+
+from __future__ import annotations
+
+from ..types import ModelCallError, ModelSpec, Request, Response, Usage
+
+
+class EchoBackend:
+    """Returns the last user message unchanged; token counts are whitespace-separated words."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    def complete(self, requests: list[Request]) -> list[Response | ModelCallError]:
+        out: list[Response | ModelCallError] = []
+        for req in requests:
+            text = next((c for r, c in reversed(req.messages) if r == "user"), "")
+            usage = Usage(input_tokens=sum(len(c.split()) for _, c in req.messages), output_tokens=len(text.split()))
+            out.append(Response(text=text, model="echo", usage=usage, latency_s=0.0, cost_usd=0.0,
+                                finish_reason="stop"))
+        return out
+
+    def resolved_model_id(self) -> str:
+        return "echo"

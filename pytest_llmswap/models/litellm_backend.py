@@ -1,0 +1,118 @@
+"""API models through litellm: concurrent calls under a bounded semaphore, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any
+
+from ..types import ModelCallError, ModelSpec, Prices, Request, Response, Usage, redact
+
+RETRYABLE = ("RateLimitError", "APIConnectionError", "Timeout", "InternalServerError", "ServiceUnavailableError",
+             "BadGatewayError")
+
+
+def import_litellm() -> Any:
+    """Import litellm offline and quietly: the price map is read from the package, never downloaded."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def check_spec(spec: ModelSpec) -> None:
+    """Fail before any call when litellm does not know the provider or its key is missing."""
+    litellm = import_litellm()
+    try:
+        litellm.get_llm_provider(spec.target)
+    except Exception:
+        raise ValueError(f"model {spec.target!r}: litellm knows no provider {spec.target.split('/')[0]!r}; "
+                         "see litellm's provider list, or use openai/<model> with api_base for an "
+                         "OpenAI-compatible server") from None
+    params = spec.param_dict
+    if params.get("api_key") or params.get("mock_response") is not None:
+        return
+    missing = litellm.validate_environment(model=spec.target, api_base=params.get("api_base")).get("missing_keys")
+    if missing:
+        raise ValueError(f"model {spec.target!r} needs {', '.join(missing)} in the environment (or api_key in "
+                         f"[tool.llmswap.models.<name>])")
+
+
+def price(usage: Usage, prices: Prices | None, latency_s: float | None) -> float | None:
+    """Cost of one call from configured prices: per million tokens, else GPU hours of wall time."""
+    if prices is None:
+        return None
+    if prices.input_per_mtok is not None or prices.output_per_mtok is not None:
+        return (usage.input_tokens * (prices.input_per_mtok or 0.0)
+                + usage.output_tokens * (prices.output_per_mtok or 0.0)) / 1e6
+    if prices.gpu_hour_usd is not None and latency_s is not None:
+        return prices.gpu_hour_usd * latency_s / 3600
+    return None
+
+
+class LiteLLMBackend:
+    """Calls one litellm model for a whole batch of requests at once."""
+
+    def __init__(self, spec: ModelSpec, *, concurrency: int = 8, timeout_s: float = 60.0, retries: int = 3,
+                 backoff_s: float = 0.5) -> None:
+        self.spec = spec
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._resolved: str = ""
+
+    def resolved_model_id(self) -> str:
+        return self._resolved or self.spec.target
+
+    def complete(self, requests: list[Request]) -> list[Response | ModelCallError]:
+        return asyncio.run(self._complete_all(requests))
+
+    async def _complete_all(self, requests: list[Request]) -> list[Response | ModelCallError]:
+        litellm = import_litellm()
+        gate = asyncio.Semaphore(self.concurrency)
+        return list(await asyncio.gather(*(self._complete_one(litellm, gate, r) for r in requests)))
+
+    async def _complete_one(self, litellm: Any, gate: asyncio.Semaphore, req: Request) -> Response | ModelCallError:
+        kwargs = {**self.spec.param_dict, **req.param_dict}
+        kwargs.setdefault("timeout", self.timeout_s)
+        attempt = 0
+        async with gate:
+            while True:
+                start = time.perf_counter()
+                try:
+                    raw = await litellm.acompletion(model=self.spec.target, messages=req.message_dicts, **kwargs)
+                    return self._response(litellm, raw, time.perf_counter() - start)
+                except Exception as exc:  # litellm maps every provider error onto its exception classes
+                    kind = type(exc).__name__
+                    if kind not in RETRYABLE or attempt >= self.retries:
+                        message = f"{self.spec.name}: {kind} after {attempt + 1} attempt(s): {_first_line(exc)}"
+                        return ModelCallError(redact(message, (str(kwargs.get("api_key") or ""),)))
+                    attempt += 1
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1) * (1 + random.random()))
+
+    def _response(self, litellm: Any, raw: Any, latency: float) -> Response:
+        choice = raw.choices[0]
+        usage_raw = getattr(raw, "usage", None)
+        details = getattr(usage_raw, "completion_tokens_details", None)
+        usage = Usage(input_tokens=int(getattr(usage_raw, "prompt_tokens", 0) or 0),
+                      output_tokens=int(getattr(usage_raw, "completion_tokens", 0) or 0),
+                      reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0))
+        cost = price(usage, self.spec.prices, latency)
+        if cost is None:
+            try:
+                cost = float(litellm.completion_cost(completion_response=raw))
+            except Exception:  # unmapped model: no price rather than a wrong one
+                cost = None
+        self._resolved = str(getattr(raw, "model", "") or self.spec.target)
+        return Response(text=choice.message.content or "", model=self._resolved, usage=usage, latency_s=latency,
+                        cost_usd=cost, finish_reason=getattr(choice, "finish_reason", None))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,62 @@
+"""Parsing model specs: ``provider/model`` (litellm), ``hf:PATH?k=v`` (transformers), ``echo``, or a NAME."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..types import ModelSpec, Prices
+
+PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "gpu_hour_usd")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SpecError(ValueError):
+    """A model spec that names no model we can call."""
+
+
+def split_named(text: str) -> tuple[str | None, str]:
+    """``"fast=openai/gpt-4o-mini"`` -> ``("fast", "openai/gpt-4o-mini")``; a plain spec has no name."""
+    head, sep, tail = text.partition("=")
+    if sep and _NAME.match(head) and tail:
+        return head, tail
+    return None, text
+
+
+def parse_spec(text: str, models: dict[str, dict[str, Any]]) -> ModelSpec:
+    """Parse a spec from the command line or ini; ``models`` is ``[tool.llmswap.models]``."""
+    label, spec = split_named(text.strip())
+    if spec in models:
+        entry = dict(models[spec])
+        inner = _parse_plain(str(entry.pop("model")), label or spec)
+        prices = {k: entry.pop(k) for k in PRICE_KEYS if k in entry}
+        return ModelSpec(name=inner.name, kind=inner.kind, target=inner.target, options=inner.options,
+                         params=tuple(sorted(entry.items())), prices=Prices(**prices) if prices else None)
+    try:
+        return _parse_plain(spec, label or spec)
+    except SpecError as exc:
+        configured = f" Configured names: {', '.join(sorted(models))}." if models else ""
+        raise SpecError(f"{exc}{configured}") from None
+
+
+def _parse_plain(spec: str, name: str) -> ModelSpec:
+    if spec == "echo":
+        return ModelSpec(name=name, kind="echo", target="echo")
+    if spec.startswith("hf:"):
+        path, _, query = spec[3:].partition("?")
+        if not path:
+            raise SpecError(f"model spec {spec!r}: hf: needs a folder or hub id, e.g. hf:./models/q?dtype=bfloat16")
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
+        from .hf import validate_hf_options  # no heavy import: hf loads torch lazily
+
+        try:
+            validate_hf_options(options)
+        except ValueError as exc:
+            raise SpecError(f"model spec {spec!r}: {exc}") from None
+        return ModelSpec(name=name, kind="hf", target=path, options=tuple(sorted(options.items())))
+    if "/" in spec and not spec.startswith("/") and all(spec.split("/", 1)):
+        return ModelSpec(name=name, kind="litellm", target=spec)
+    raise SpecError(f"unknown model spec {spec!r}: use provider/model for an API model through litellm "
+                    "(e.g. openai/gpt-4o-mini), hf:PATH for a local transformers model, echo, or a name "
+                    "configured in [tool.llmswap.models].")

@@ -1,0 +1,92 @@
+"""Turns command-line options, ini values and ``[tool.llmswap]`` into validated :class:`RunOptions`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import ConfigError, load_config
+from .models.executor import ExecutionSettings
+from .models.spec import SpecError, parse_spec
+from .session import RECORD_MODES, RunOptions
+from .types import ModelSpec
+
+
+def _get(config: pytest.Config, option: str, ini: str) -> Any:
+    value = config.getoption(option)
+    if value is None or value == []:
+        value = config.getini(ini)
+    return value if value not in ("", []) else None
+
+
+def _number(config: pytest.Config, option: str, ini: str, kind: type, default: Any, minimum: float) -> Any:
+    raw = _get(config, option, ini)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"--{option.replace('_', '-')} / {ini}: {raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise ValueError(f"--{option.replace('_', '-')} / {ini}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _path(config: pytest.Config, option: str, ini: str) -> Path | None:
+    raw = _get(config, option, ini)
+    return None if raw is None else config.rootpath / raw
+
+
+def build_options(config: pytest.Config, run_id: str) -> RunOptions:
+    """Validate everything a run needs before any test is collected or any model is called.
+
+    Raises ValueError with one line saying what is wrong and how to fix it.
+    """
+    try:
+        project = load_config(config.rootpath)
+        incumbent_text = _get(config, "incumbent_model", "llmswap_incumbent_model")
+        candidate_texts = _get(config, "candidate_model", "llmswap_candidate_models") or []
+        incumbent = parse_spec(incumbent_text, project.models) if incumbent_text else None
+        candidates = tuple(parse_spec(t, project.models) for t in candidate_texts)
+    except (ConfigError, SpecError) as exc:
+        raise ValueError(str(exc)) from None
+    names = [c.name for c in candidates]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"--candidate-model given twice with the name {duplicates[0]!r}; name them apart "
+                         "with NAME=SPEC")
+    record = _get(config, "llmswap_record", "llmswap_record")
+    if record is not None and record not in RECORD_MODES:
+        raise ValueError(f"llmswap_record = {record!r}: use one of {', '.join(RECORD_MODES)}")
+    if record and incumbent is None:
+        raise ValueError("--llmswap-record needs --incumbent-model SPEC: the model whose answers become goldens")
+    samples = _number(config, "llmswap_samples", "llmswap_samples", int, 1, 1)
+    for spec in ((incumbent,) if record else ()) + candidates:
+        _check_callable(spec)
+    no_cache = config.getoption("llmswap_no_cache")
+    cache_dir = _path(config, "llmswap_cache_dir", "llmswap_cache_dir") or config.rootpath / ".llmswap_cache"
+    report = _path(config, "llmswap_report", "llmswap_report")
+    if report is None and candidates:
+        report = config.rootpath / "llmswap-report.html"
+    record_hint = f"pytest --incumbent-model {incumbent_text or 'SPEC'} --llmswap-record new"
+    return RunOptions(
+        incumbent=incumbent, candidates=candidates, record=record, samples=samples,
+        cache_dir=None if no_cache else cache_dir,
+        execution=ExecutionSettings(
+            concurrency=_number(config, "llmswap_concurrency", "llmswap_concurrency", int, 8, 1),
+            timeout_s=_number(config, "llmswap_timeout", "llmswap_timeout", float, 60.0, 0.001),
+            retries=_number(config, "llmswap_retries", "llmswap_retries", int, 3, 0)),
+        run_id=run_id, settings=project.settings, record_command=record_hint,
+        report_html=report, report_json=_path(config, "llmswap_json", "llmswap_json"),
+        report_markdown=_path(config, "llmswap_markdown", "llmswap_markdown"),
+    )
+
+
+def _check_callable(spec: ModelSpec) -> None:
+    """A model that will be called must be reachable in principle: known provider, key present."""
+    if spec.kind == "litellm":
+        from .models.litellm_backend import check_spec
+
+        check_spec(spec)

@@ -1,0 +1,174 @@
+"""pytest hooks only: options, fixtures, parametrisation, the run's phases, the terminal summary, xdist."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
+from .reporting import write_reports
+from .session import RECORD_MODES, ItemKey, LlmSwapSession, RunError
+from .options import build_options
+from .types import Response
+
+STATE = pytest.StashKey[LlmSwapSession]()
+WORKER_RESULTS = "llmswap_results"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmswap", "model-migration regression testing (pytest-llmswap)")
+    group.addoption("--incumbent-model", metavar="SPEC", help="the model in production today, used to record "
+                    "goldens (provider/model, hf:PATH?k=v, echo, or a [tool.llmswap.models] NAME)")
+    group.addoption("--candidate-model", metavar="[NAME=]SPEC", action="append", default=None,
+                    help="a model to evaluate against the goldens; repeat for several")
+    group.addoption("--llmswap-record", choices=RECORD_MODES, default=None,
+                    help="record goldens on the incumbent: 'new' (missing or stale ones) or 'all'")
+    group.addoption("--llmswap-samples", type=int, default=None, metavar="K",
+                    help="samples per case when recording, to measure the noise floor (default 1)")
+    group.addoption("--llmswap-concurrency", type=int, default=None, metavar="N",
+                    help="API calls in flight at once (default 8)")
+    group.addoption("--llmswap-timeout", type=float, default=None, metavar="S",
+                    help="timeout per API call in seconds (default 60)")
+    group.addoption("--llmswap-retries", type=int, default=None, metavar="N",
+                    help="retries with exponential backoff for transient API errors (default 3)")
+    group.addoption("--llmswap-report", metavar="PATH", default=None,
+                    help="HTML drift report (default llmswap-report.html when a candidate ran)")
+    group.addoption("--llmswap-json", metavar="PATH", default=None, help="JSON results file")
+    group.addoption("--llmswap-markdown", metavar="PATH", default=None,
+                    help="Markdown pull-request summary (also appended to $GITHUB_STEP_SUMMARY when set)")
+    group.addoption("--llmswap-cache-dir", metavar="DIR", default=None,
+                    help="response cache folder (default .llmswap_cache in the rootdir)")
+    group.addoption("--llmswap-no-cache", action="store_true", default=False,
+                    help="neither read nor write the response cache")
+    for name, kind, text in (
+        ("llmswap_incumbent_model", "string", "default for --incumbent-model"),
+        ("llmswap_candidate_models", "linelist", "default for --candidate-model (one per line)"),
+        ("llmswap_record", "string", "default for --llmswap-record"),
+        ("llmswap_samples", "string", "default for --llmswap-samples"),
+        ("llmswap_concurrency", "string", "default for --llmswap-concurrency"),
+        ("llmswap_timeout", "string", "default for --llmswap-timeout"),
+        ("llmswap_retries", "string", "default for --llmswap-retries"),
+        ("llmswap_report", "string", "default for --llmswap-report"),
+        ("llmswap_json", "string", "default for --llmswap-json"),
+        ("llmswap_markdown", "string", "default for --llmswap-markdown"),
+        ("llmswap_cache_dir", "string", "default for --llmswap-cache-dir"),
+    ):
+        parser.addini(name, text, type=kind, default=[] if kind == "linelist" else None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "llm_contract: an LLM contract test (added by @llm_contract)")
+    workerinput = getattr(config, "workerinput", None)
+    run_id = workerinput.get("llmswap_run_id") if workerinput else None
+    try:
+        options = build_options(config, run_id or uuid.uuid4().hex)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = LlmSwapSession(options)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker shares the controller's run id, so record-all reuses one another's calls."""
+    node.workerinput["llmswap_run_id"] = node.config.stash[STATE].options.run_id
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: gather a worker's case results on the controller, which writes the report."""
+    payload = getattr(node, "workeroutput", {}).get(WORKER_RESULTS)
+    if payload:
+        node.config.stash[STATE].absorb(payload)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    contract = getattr(metafunc.function, CONTRACT_ATTR, None)
+    if contract is None:
+        return
+    nodeid = metafunc.definition.nodeid
+    try:
+        resolved = resolve(contract, Path(metafunc.definition.path), nodeid.split("::", 1)[1], nodeid)
+    except ContractError as exc:
+        pytest.fail(f"{nodeid}: {exc}", pytrace=False)
+    items = metafunc.config.stash[STATE].register(resolved)
+    metafunc.parametrize(ITEM_FIXTURE, [k for k, _ in items], ids=[i for _, i in items], indirect=True)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    keys = [k for k in map(_item_key, session.items) if k is not None]
+    try:
+        session.config.stash[STATE].plan(keys)
+    except RunError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    if not session.config.option.collectonly:
+        session.config.stash[STATE].execute()
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    key = _item_key(pyfuncitem)
+    if key is None:
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    pyfuncitem.config.stash[STATE].run_item(key, pyfuncitem.obj, kwargs)
+    return True
+
+
+@pytest.fixture
+def _llmswap_item(request: pytest.FixtureRequest) -> ItemKey:
+    """The item's contract, case and model row (parametrised by the plugin)."""
+    return request.param
+
+
+@pytest.fixture
+def output(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> Response | None:
+    """The response under test: the candidate's answer, or the incumbent's golden in a replay."""
+    return request.config.stash[STATE].primary_response(_llmswap_item)
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> Response | None:
+    """The incumbent's recorded response for this case, or None when none is recorded."""
+    return request.config.stash[STATE].golden_response(_llmswap_item)
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> dict[str, Any]:
+    """The case's template variables."""
+    return request.config.stash[STATE].variables(_llmswap_item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash[STATE]
+    state.flush_goldens()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_RESULTS] = state.export()
+        return
+    state.report = write_reports(state)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or state.report is None:
+        return
+    for line in state.report.summary_lines():
+        terminalreporter.write_line(line) if line else terminalreporter.write_line("")
+
+
+def _item_key(item: pytest.Item) -> ItemKey | None:
+    callspec = getattr(item, "callspec", None)
+    key = callspec.params.get(ITEM_FIXTURE) if callspec else None
+    return key if isinstance(key, ItemKey) else None
+
+

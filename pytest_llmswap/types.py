@@ -1,0 +1,200 @@
+"""Plain data types shared by every layer: usage, responses, requests, model specs.
+
+Nothing here imports pytest, litellm, torch or transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+# Parameter names whose values are credentials: never hashed, written or logged.
+SECRET_PARAMS = frozenset(
+    {"api_key", "api_token", "token", "authorization", "headers", "extra_headers", "aws_secret_access_key",
+     "aws_session_token", "azure_ad_token", "vertex_credentials"}
+)
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without credentials, safe to store in a golden, cache key or report."""
+    return {k: v for k, v in sorted(params.items()) if k.lower() not in SECRET_PARAMS}
+
+
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def redact(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with credential values from the environment (``*_API_KEY``, ``*_TOKEN``, ...) masked.
+
+    Provider error messages sometimes echo a request; this keeps keys out of reports and logs.
+    """
+    secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8]
+    secrets += [s for s in extra_secrets if s and len(s) >= 8]
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}", r"\1***", text)
+
+
+class OutputFormatError(AssertionError):
+    """The model's text is not in the contract's output format (a failed check, not a crash)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one model call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(
+            input_tokens=int(data.get("input_tokens", 0)),
+            output_tokens=int(data.get("output_tokens", 0)),
+            reasoning_tokens=int(data.get("reasoning_tokens", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the top-k alternatives ``[(token_id, logprob), ...]``."""
+
+    token_id: int
+    token: str
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token_id": self.token_id, "token": self.token, "logprob": self.logprob,
+                "top": [list(t) for t in self.top]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenLogprob:
+        return cls(int(data["token_id"]), str(data["token"]), float(data["logprob"]),
+                   tuple((int(i), float(lp)) for i, lp in data.get("top", ())))
+
+
+@dataclass(frozen=True)
+class Response:
+    """One model answer, as the contract's checks see it (fixtures ``output`` and ``golden``)."""
+
+    text: str
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @cached_property
+    def json(self) -> Any:
+        """The text parsed as JSON; raises :class:`OutputFormatError` (an ``AssertionError``) if it is not."""
+        try:
+            return json.loads(self.text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            snippet = self.text if len(self.text) <= 120 else self.text[:117] + "..."
+            raise OutputFormatError(f"output of {self.model or 'the model'} is not JSON ({exc.msg} at char "
+                                    f"{exc.pos}): {snippet!r}") from None
+
+    @property
+    def truncated(self) -> bool:
+        """True when generation stopped at the token limit rather than at its own end."""
+        return self.finish_reason == "length"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "text": self.text, "model": self.model, "usage": asdict(self.usage),
+            "latency_s": self.latency_s, "cost_usd": self.cost_usd, "finish_reason": self.finish_reason,
+        }
+        if self.logprobs is not None:
+            data["logprobs"] = [t.to_dict() for t in self.logprobs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Response:
+        lps = data.get("logprobs")
+        return cls(
+            text=str(data["text"]), model=str(data.get("model", "")), usage=Usage.from_dict(data.get("usage")),
+            latency_s=data.get("latency_s"), cost_usd=data.get("cost_usd"), finish_reason=data.get("finish_reason"),
+            logprobs=None if lps is None else tuple(TokenLogprob.from_dict(t) for t in lps),
+        )
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Configured prices for a model litellm cannot price: per million tokens, or per GPU hour."""
+
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    gpu_hour_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model specification.
+
+    ``kind`` is ``"litellm"`` (``target`` is the litellm model string), ``"hf"`` (``target`` is a folder or
+    hub id, ``options`` holds dtype/quant/device/batch_size/max_new_tokens) or ``"echo"``.
+    ``params`` are call parameters (``temperature``, ``max_tokens``, ``api_base``, ...).
+    """
+
+    name: str
+    kind: str
+    target: str
+    options: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
+    prices: Prices | None = None
+
+    @property
+    def option_dict(self) -> dict[str, str]:
+        return dict(self.options)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def identity(self) -> str:
+        """What decides the model's answers: used in cache keys (never includes credentials)."""
+        return json.dumps([self.kind, self.target, list(self.options), public_params(self.param_dict)],
+                          sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call: a rendered conversation for one case, model and sample index."""
+
+    model: ModelSpec
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    params: tuple[tuple[str, Any], ...] = ()
+    sample: int = 0
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    @property
+    def key(self) -> str:
+        """Stable hash of everything that decides the answer: the response cache key."""
+        payload = json.dumps([self.model.identity, list(self.messages), public_params(self.param_dict),
+                              self.sample], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ModelCallError(Exception):
+    """A model call that failed after retries; the item that needed it fails with this message."""
