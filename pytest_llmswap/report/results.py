@@ -61,6 +61,8 @@ class CaseResult:
     check_message: str | None = None
     flip: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
+    floors: dict[str, float | None] = field(default_factory=dict)
+    beyond_noise: bool | None = None
     notes: dict[str, str] = field(default_factory=dict)
     exceeded: list[str] = field(default_factory=list)
     passed: bool = False

@@ -1,0 +1,41 @@
+import os
+
+import numpy  # noqa: F401 - loaded once here: pytester's in-process runs cannot re-import C extensions
+import scipy.stats  # noqa: F401
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Nothing in the test suite may reach the network or report telemetry.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester):
+    """Write a test module with one contract; returns a function taking the decorator arguments and body."""
+
+    def make(decorator: str = 'prompt="Say {{ word }}", cases=[{"id": "a", "word": "hi"}, {"id": "b", "word": "yo"}]',
+             body: str = 'assert case["word"] in output.text', name: str = "test_suite") -> pytest.Pytester:
+        # The sentence encoder (torch) cannot load inside pytester's in-process runs; semantic drift is
+        # tested in its own modules and in subprocess runs.
+        pytester.makefile(".toml", pyproject="[tool.llmswap]\nsemantic = false\n")
+        pytester.makepyfile(**{name: f"""
+from pytest_llmswap import llm_contract
+
+@llm_contract({decorator})
+def test_contract(output, case, golden):
+    {body}
+"""})
+        return pytester
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def litellm_loaded():
+    """Import litellm once in this process: an inner pytester run cannot re-import its C extensions."""
+    from pytest_llmswap.models.litellm_backend import import_litellm
+
+    return import_litellm()

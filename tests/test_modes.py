@@ -1,0 +1,166 @@
+"""Replay, record and candidate modes, through inner pytest sessions."""
+
+import json
+
+import pytest
+
+
+def goldens(pytester: pytest.Pytester, module: str = "test_suite") -> dict:
+    return json.loads((pytester.path / "__llm_goldens__" / f"{module}.json").read_text())
+
+
+def test_replay_without_golden_fails_and_says_how_to_record(suite):
+    result = suite().runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*no golden for case 'a'; record it with: pytest --incumbent-model SPEC "
+                                 "--llmswap-record new test_suite.py::test_contract*"])
+
+
+def test_record_new_then_replay_offline(suite):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=2)
+    data = goldens(pytester)
+    assert data["format_version"] == 1
+    case = data["contracts"]["test_contract"]["cases"]["a"]
+    assert case["model"] == "echo" and case["samples"][0]["text"] == "Say hi"
+    assert case["samples"][0]["passed"] is True and case["variables"] == {"id": "a", "word": "hi"}
+    text = (pytester.path / "__llm_goldens__" / "test_suite.json").read_text()
+    assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+
+
+def test_record_new_keeps_existing_and_all_rerecords(suite):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["test_contract"]["cases"]["a"]["recorded_at"] = "kept"
+    path.write_text(json.dumps(data))
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=2)
+    assert goldens(pytester)["contracts"]["test_contract"]["cases"]["a"]["recorded_at"] == "kept"
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "all").assert_outcomes(passed=2)
+    assert goldens(pytester)["contracts"]["test_contract"]["cases"]["a"]["recorded_at"] != "kept"
+
+
+def test_samples_records_k_samples_and_verdicts(suite):
+    pytester = suite(body='assert output.text.endswith("hi")')
+    result = pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new", "--llmswap-samples", "3")
+    result.assert_outcomes(passed=1, failed=1)
+    cases = goldens(pytester)["contracts"]["test_contract"]["cases"]
+    assert len(cases["a"]["samples"]) == 3 and all(s["passed"] for s in cases["a"]["samples"])
+    assert [s["passed"] for s in cases["b"]["samples"]] == [False, False, False]
+    result.stdout.fnmatch_lines(["*sample 1 of 3:*"])
+
+
+def test_candidate_ids_gain_the_candidate_name_and_nothing_is_recorded(suite):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    before = (pytester.path / "__llm_goldens__" / "test_suite.json").read_text()
+    result = pytester.runpytest("-v", "--candidate-model", "mirror=echo", "--llmswap-json", "out.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_contract?a-mirror? PASSED*", "*candidate mirror: 2 cases, pass rate 100.0%*"])
+    assert (pytester.path / "__llm_goldens__" / "test_suite.json").read_text() == before
+    out = json.loads((pytester.path / "out.json").read_text())
+    assert out["format_version"] == 1
+    assert {c["candidate"] for c in out["cases"]} == {"mirror"}
+    assert all(c["metrics"]["exact"] == 1.0 and c["metrics"]["edit"] == 1.0 for c in out["cases"])
+    assert (pytester.path / "llmswap-report.html").is_file()
+
+
+def test_flips_regressions_and_improvements(suite, tmp_path):
+    # The golden for 'a' passes and 'b' fails; an echo candidate on an edited golden file flips both.
+    pytester = suite(body='assert "hi" in output.text')
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    data = json.loads(path.read_text())
+    cases = data["contracts"]["test_contract"]["cases"]
+    cases["a"]["samples"][0]["text"], cases["b"]["samples"][0]["text"] = "hi", "hi"  # a: pass, b: pass
+    path.write_text(json.dumps(data))
+    result = pytester.runpytest("--candidate-model", "echo", "--llmswap-json", "out.json")
+    result.assert_outcomes(passed=1, failed=1)
+    out = json.loads((pytester.path / "out.json").read_text())
+    flips = {c["case_id"]: c["flip"] for c in out["cases"]}
+    assert flips == {"a": None, "b": "regression"}
+    summary = out["summaries"]["candidates"]["echo"]
+    assert summary["regressions"] == 1 and summary["improvements"] == 0
+    result.stdout.fnmatch_lines(["*1 regressions, 0 improvements*"])
+
+
+def test_json_output_that_is_not_json_is_a_failed_check(suite):
+    pytester = suite(decorator='prompt="{{ word }}", output="json", cases=[{"id": "ok", "word": "[1]"}, '
+                               '{"id": "bad", "word": "nope"}]',
+                     body="assert isinstance(output.json, list)")
+    result = pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*OutputFormatError: output of echo is not JSON*'nope'*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_drift_beyond_tolerance_fails_with_the_reason(suite):
+    pytester = suite(decorator='prompt="{{ doc }}", output="json", tolerance={"fields": ["category"], "edit": 0.9}, '
+                               'cases=[{"id": "x", "doc": "{\\"category\\": \\"bug\\", \\"n\\": 1}"}]',
+                     body="assert output.json")
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["test_contract"]["cases"]["x"]["samples"][0]["text"] = '{"n": 1, "category": "billing"}'
+    path.write_text(json.dumps(data))
+    result = pytester.runpytest("--candidate-model", "echo", "--llmswap-json", "out.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*drift beyond tolerance: edit 0.* < 0.9; field 'category': golden \"billing\", "
+                                 "candidate \"bug\"*"])
+    case = json.loads((pytester.path / "out.json").read_text())["cases"][0]
+    assert case["metrics"]["fields"] == 0.5 and case["candidate_passed"] is True and case["flip"] is None
+
+
+def test_stale_and_unused_goldens_are_listed(suite):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    suite(decorator='prompt="Please say {{ word }}", cases=[{"id": "a", "word": "hi"}]')
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["stale goldens (prompt changed; re-record with --llmswap-record new): 1",
+                                 "  test_suite.py::test_contract[[]a[]]",
+                                 "unused goldens (no collected case uses them): 1",
+                                 "  test_suite.py::test_contract[[]b[]]"])
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    assert goldens(pytester)["contracts"]["test_contract"]["cases"]["a"]["samples"][0]["text"] == "Please say hi"
+
+
+def test_case_files_jsonl_json_csv_and_fixture_values(pytester):
+    (pytester.path / "data").mkdir()
+    (pytester.path / "data" / "c.jsonl").write_text('{"id": "j1", "w": "a"}\n\n{"id": "j2", "w": "b"}\n')
+    (pytester.path / "data" / "c.json").write_text('[{"w": "c"}]')
+    (pytester.path / "data" / "c.csv").write_text("id,w\ncsv1,d\n")
+    (pytester.path / "p.j2").write_text("word: {{ w }}")
+    pytester.makepyfile(test_files="""
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="p.j2", cases="data/c.jsonl")
+def test_jsonl(output, case): assert output.text == "word: " + case["w"]
+
+@llm_contract(prompt="p.j2", cases="data/c.json")
+def test_json(output, golden): assert golden.text == output.text == "word: c"
+
+@llm_contract(prompt="p.j2", cases="data/c.csv")
+def test_csv(output): assert output.model == "echo" and output.usage.output_tokens == 2
+""")
+    result = pytester.runpytest("-v", "--incumbent-model", "echo", "--llmswap-record", "new")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*test_jsonl?j1? PASSED*", "*test_csv?csv1? PASSED*"])
+
+
+def test_hypothesis_cases_are_the_same_in_every_run(pytester):
+    pytester.makepyfile(test_h="""
+from hypothesis import strategies as st
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="n={{ n }}", cases=st.fixed_dictionaries({"n": st.integers(0, 10**6)}), examples=5)
+def test_h(output, case): assert output.text == f"n={case['n']}"
+""")
+    first = pytester.runpytest("--collect-only", "-q").stdout.lines
+    second = pytester.runpytest_subprocess("--collect-only", "-q").stdout.lines
+    ids = [line for line in first if "test_h[" in line]
+    assert len(ids) == 5 and ids == [line for line in second if "test_h[" in line]
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=5)
