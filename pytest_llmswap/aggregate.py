@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from . import cost
 from .report.results import CaseResult, RunResults
 
 
@@ -21,10 +22,15 @@ def summarize(results: RunResults) -> dict[str, Any]:
     # The incumbent is described by its goldens, whichever rows carried them.
     goldens = {(c.contract, c.case_id): c for c in results.cases if c.golden}
     goldens.update(incumbent_rows)
-    return {
+    summaries: dict[str, Any] = {
         "candidates": {name: _candidate(cases) for name, cases in by_candidate.items()},
         "incumbent": _incumbent(results, list(goldens.values())),
     }
+    if summaries["candidates"]:
+        summaries["switching"] = cost.switching_cost(results)
+        summaries["verdicts"] = {name: cost.verdict(summary, summaries["switching"][name], results.settings)
+                                 for name, summary in summaries["candidates"].items()}
+    return summaries
 
 
 def _candidate(cases: list[CaseResult]) -> dict[str, Any]:
@@ -133,7 +139,7 @@ def _usage(responses: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "tokens_per_task": _mean(out_tokens),
         "total_tokens": int(total),
         "cost_usd": float(sum(costs)) if costs else None,
-        "cost_per_call": _mean(costs),
+        "cost_per_call": cost.mean_cost(rows),
     }
 
 

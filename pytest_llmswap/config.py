@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "hourly_rate": 100.0,          # USD per engineering hour of rework
     "alpha": 0.05,                 # significance level of the McNemar test
     "max_regression_rate": 0.05,   # largest share of regressed cases a drop-in may have
+    "not_recommended_when": "both",  # "both": significant and over the rate; "either": one suffices
     "semantic": "auto",            # semantic similarity: "auto" (when the extra is installed), true, false
     "semantic_model": None,        # sentence-transformers name or folder; None = bundled all-MiniLM-L6-v2
 }

@@ -309,18 +309,18 @@ class LlmSwapSession:
 
     def absorb(self, payload: dict[str, Any]) -> None:
         """On the xdist controller: keep a worker's results to merge at the end."""
-        self.absorbed.append(RunResults.from_dict(payload, source="xdist worker"))
+        self.absorbed.append(RunResults.from_dict(payload, source=f"xdist worker {len(self.absorbed)}"))
 
     def results_model(self) -> RunResults:
         """This session's results, merged with any xdist workers' (summaries are added by aggregate)."""
         if self.absorbed:
-            return merge_results(self.absorbed)
+            return merge_results([(f"xdist worker {i}", r) for i, r in enumerate(self.absorbed)])
         stale, unused = self.stale_and_unused()
         incumbent = self.options.incumbent
         return RunResults(
             created_at=self.started_at,
-            incumbent=_model_info(incumbent, self.executor) if incumbent else _golden_model(self.results),
-            candidates=[_model_info(c, self.executor) for c in self.options.candidates],
+            incumbent=_model_info(incumbent, self.results, None) if incumbent else _golden_model(self.results),
+            candidates=[_model_info(c, self.results, c.name) for c in self.options.candidates],
             contracts=[ContractInfo(id=c.nodeid, output=c.contract.output, tolerance=c.contract.tolerance.to_dict(),
                                     weight=c.contract.weight, rework_hours=c.contract.rework_hours,
                                     calls_per_month=c.contract.calls_per_month)
@@ -385,11 +385,14 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-def _model_info(spec: ModelSpec, executor: Executor) -> ModelInfo:
-    backend = executor.backends.get(spec.identity)
+def _model_info(spec: ModelSpec, results: list[CaseResult], candidate: str | None) -> ModelInfo:
+    """A model and the ids its answers carried (read from the answers, so every xdist worker agrees)."""
+    answers = [r.output for r in results if r.candidate == candidate and r.output] if candidate else [
+        s for r in results if r.candidate is None for s in r.golden]
+    resolved = sorted({a["model"] for a in answers if a.get("model")})
     prices = spec.prices.__dict__ if spec.prices else None
-    return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind,
-                     resolved_id=backend.resolved_model_id() if backend else "", prices=prices)
+    return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
+                     prices=prices)
 
 
 def _golden_model(results: list[CaseResult]) -> ModelInfo | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ..cost import call_cost
 from ..types import ModelCallError, ModelSpec, Request, Response, redact
 from .base import Backend
 from .cache import ResponseCache
@@ -74,7 +75,10 @@ class Executor:
             except Exception as exc:  # a backend that cannot start fails its requests, not the session
                 answers = [ModelCallError(redact(f"{unique[0].model.name}: {type(exc).__name__}: {exc}"))] * len(unique)
             self.calls += len(unique)
+            prices = unique[0].model.prices.__dict__ if unique[0].model.prices else None
             for req, answer in zip(unique, answers):
+                if isinstance(answer, Response) and prices:
+                    answer = replace(answer, cost_usd=call_cost(answer.to_dict(), prices))
                 results[req.key] = answer
                 if self.cache is not None and isinstance(answer, Response):
                     self.cache.put(req.key, answer)

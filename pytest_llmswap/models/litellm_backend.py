@@ -8,7 +8,7 @@ import random
 import time
 from typing import Any
 
-from ..types import ModelCallError, ModelSpec, Prices, Request, Response, Usage, redact
+from ..types import ModelCallError, ModelSpec, Request, Response, Usage, redact
 
 RETRYABLE = ("RateLimitError", "APIConnectionError", "Timeout", "InternalServerError", "ServiceUnavailableError",
              "BadGatewayError")
@@ -42,18 +42,6 @@ def check_spec(spec: ModelSpec) -> None:
                          f"[tool.llmswap.models.<name>])")
 
 
-def price(usage: Usage, prices: Prices | None, latency_s: float | None) -> float | None:
-    """Cost of one call from configured prices: per million tokens, else GPU hours of wall time."""
-    if prices is None:
-        return None
-    if prices.input_per_mtok is not None or prices.output_per_mtok is not None:
-        return (usage.input_tokens * (prices.input_per_mtok or 0.0)
-                + usage.output_tokens * (prices.output_per_mtok or 0.0)) / 1e6
-    if prices.gpu_hour_usd is not None and latency_s is not None:
-        return prices.gpu_hour_usd * latency_s / 3600
-    return None
-
-
 class LiteLLMBackend:
     """Calls one litellm model for a whole batch of requests at once."""
 
@@ -80,6 +68,8 @@ class LiteLLMBackend:
     async def _complete_one(self, litellm: Any, gate: asyncio.Semaphore, req: Request) -> Response | ModelCallError:
         kwargs = {**self.spec.param_dict, **req.param_dict}
         kwargs.setdefault("timeout", self.timeout_s)
+        # Retries are ours (counted, backed off, reported); the provider SDK's own would hide them.
+        kwargs.setdefault("max_retries", 0)
         attempt = 0
         async with gate:
             while True:
@@ -102,12 +92,10 @@ class LiteLLMBackend:
         usage = Usage(input_tokens=int(getattr(usage_raw, "prompt_tokens", 0) or 0),
                       output_tokens=int(getattr(usage_raw, "completion_tokens", 0) or 0),
                       reasoning_tokens=int(getattr(details, "reasoning_tokens", 0) or 0))
-        cost = price(usage, self.spec.prices, latency)
-        if cost is None:
-            try:
-                cost = float(litellm.completion_cost(completion_response=raw))
-            except Exception:  # unmapped model: no price rather than a wrong one
-                cost = None
+        try:
+            cost: float | None = float(litellm.completion_cost(completion_response=raw))
+        except Exception:  # unmapped model: no price rather than a wrong one (configured prices apply later)
+            cost = None
         self._resolved = str(getattr(raw, "model", "") or self.spec.target)
         return Response(text=choice.message.content or "", model=self._resolved, usage=usage, latency_s=latency,
                         cost_usd=cost, finish_reason=getattr(choice, "finish_reason", None))

@@ -6,7 +6,8 @@ work from saved files exactly as the plugin does at the end of a session.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 RESULTS_FORMAT_VERSION = 1
@@ -112,41 +113,68 @@ class RunResults:
             raise ResultsFormatError(f"{source}: malformed results file ({exc})") from None
 
 
-def merge_results(parts: list[RunResults]) -> RunResults:
-    """Join results of runs over parts of one suite (xdist workers, CI shards) into one.
+def merge_results(parts: Sequence[tuple[str, RunResults]]) -> RunResults:
+    """Join the results of runs over parts of one suite (xdist workers, CI shards) into one.
 
-    Raises ResultsFormatError when the parts disagree on the incumbent or hold the same case twice
-    with different outcomes.
+    ``parts`` pairs each result with where it came from, for error messages. Cases are de-duplicated;
+    models, contracts and settings must agree. A golden is unused overall only if every part lists it
+    as unused (a shard that never collected a module cannot know). Summaries are left to the caller.
+    Raises :class:`ResultsFormatError` when the parts are not shards of one run.
     """
     if not parts:
         raise ResultsFormatError("nothing to merge")
-    incumbents = {p.incumbent.resolved_id for p in parts if p.incumbent and p.incumbent.resolved_id}
-    if len(incumbents) > 1:
-        raise ResultsFormatError(f"cannot merge results recorded against different incumbents: "
-                                 f"{', '.join(sorted(incumbents))}")
-    merged = RunResults(created_at=min(p.created_at for p in parts),
-                        incumbent=next((p.incumbent for p in parts if p.incumbent), None),
-                        settings=dict(parts[0].settings))
-    candidates: dict[str, ModelInfo] = {}
-    contracts: dict[str, ContractInfo] = {}
-    cases: dict[tuple[str, str, str | None], CaseResult] = {}
-    for part in parts:
+    (base_src, base) = parts[0]
+    merged = RunResults(created_at=max(r.created_at for _, r in parts), incumbent=base.incumbent,
+                        settings=dict(base.settings))
+    models: dict[str, tuple[ModelInfo, str]] = {}
+    contracts: dict[str, tuple[ContractInfo, str]] = {}
+    cases: dict[tuple[str, str, str | None], tuple[CaseResult, str]] = {}
+    unused = set(base.unused_goldens)
+    for src, part in parts:
+        if part.incumbent is not None:
+            if merged.incumbent is None:
+                merged.incumbent = part.incumbent
+            _same_model("the incumbent", merged.incumbent, part.incumbent, base_src, src)
+            merged.incumbent = _more_resolved(merged.incumbent, part.incumbent)
+        for key in sorted(set(base.settings) | set(part.settings)):
+            _same("setting", key, base.settings.get(key), part.settings.get(key), base_src, src)
         for model in part.candidates:
-            if not candidates.get(model.name) or not candidates[model.name].resolved_id:
-                candidates[model.name] = model
-        contracts.update({c.id: c for c in part.contracts})
+            seen_model = models.setdefault(model.name, (model, src))
+            _same_model("candidate", seen_model[0], model, seen_model[1], src)
+            models[model.name] = (_more_resolved(seen_model[0], model), seen_model[1])
+        for contract in part.contracts:
+            seen_contract = contracts.setdefault(contract.id, (contract, src))
+            _same("contract", contract.id, seen_contract[0], contract, seen_contract[1], src)
         for case in part.cases:
-            key = (case.contract, case.case_id, case.candidate)
-            if key in cases and asdict(cases[key]) != asdict(case):
-                raise ResultsFormatError(f"case {case.case_id!r} of {case.contract} on "
-                                         f"{case.candidate or 'the incumbent'} appears twice with different results")
-            cases[key] = case
-    merged.candidates = list(candidates.values())
-    merged.contracts = list(contracts.values())
-    merged.cases = list(cases.values())
-    merged.stale_goldens = sorted({g for p in parts for g in p.stale_goldens})
-    merged.unused_goldens = sorted({g for p in parts for g in p.unused_goldens})
+            seen_case = cases.setdefault((case.contract, case.case_id, case.candidate), (case, src))
+            if seen_case[0] != case:
+                raise ResultsFormatError(
+                    f"case {case.contract}[{case.case_id}] on {case.candidate or 'the incumbent'} appears in "
+                    f"{seen_case[1]} and {src} with different results; merge shards of one run only")
+        unused &= set(part.unused_goldens)
+        merged.stale_goldens += [g for g in part.stale_goldens if g not in merged.stale_goldens]
+    merged.candidates = [m for m, _ in models.values()]
+    merged.contracts = [c for c, _ in contracts.values()]
+    merged.cases = [c for c, _ in cases.values()]
+    merged.unused_goldens = sorted(unused)
     return merged
+
+
+def _same_model(kind: str, first: ModelInfo, other: ModelInfo, first_src: str, other_src: str) -> None:
+    # A part that ran no case of a model saw no answer and so no resolved id: that is not a disagreement.
+    if not first.resolved_id or not other.resolved_id:
+        first, other = replace(first, resolved_id=""), replace(other, resolved_id="")
+    _same(kind, first.name, first, other, first_src, other_src)
+
+
+def _more_resolved(first: ModelInfo, other: ModelInfo) -> ModelInfo:
+    return first if first.resolved_id else other
+
+
+def _same(kind: str, key: str, first: Any, other: Any, first_src: str, other_src: str) -> None:
+    if first != other:
+        raise ResultsFormatError(f"{other_src} and {first_src} disagree on {kind} {key!r}; only shards of one "
+                                 "run (same incumbent, models and settings) can be merged")
 
 
 def _build(kind: type, data: dict[str, Any] | None) -> Any:

@@ -1,0 +1,166 @@
+"""The ``llmswap`` command: re-render reports, merge sharded results, export goldens as training data.
+
+Only argparse and json are imported at start; each subcommand imports what it needs, so ``llmswap --help``
+stays instant and nothing here pulls in litellm, numpy or torch unless the subcommand needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+class CliError(Exception):
+    """A user error: printed as one line on stderr, exit status 2."""
+
+
+def _read_json(path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _load_results(path: str) -> Any:
+    from .report.results import ResultsFormatError, RunResults
+
+    try:
+        return RunResults.from_dict(_read_json(path), source=path)
+    except ResultsFormatError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _write(path: str | Path, text: str) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the HTML (and optionally Markdown) report from a saved results file."""
+    from .report.html import render_html
+    from .report.markdown import render_markdown
+
+    results = _load_results(args.results)
+    out = args.output or str(Path(args.results).with_suffix(".html"))
+    _write(out, render_html(results))
+    print(f"wrote {out}", file=sys.stderr)
+    if args.markdown:
+        _write(args.markdown, render_markdown(results))
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+def merge_results(paths: Sequence[str]) -> Any:
+    """Join shard results into one run, summaries recomputed; :class:`CliError` on mismatched shards."""
+    from .aggregate import summarize  # lazily: it pulls in numpy and scipy
+    from .report.results import ResultsFormatError
+    from .report.results import merge_results as merge
+
+    raw = [(p, _read_json(p)) for p in paths]
+    versions = {p: d.get("format_version") if isinstance(d, dict) else None for p, d in raw}
+    if len(set(versions.values())) > 1:
+        listed = ", ".join(f"{p}: {v}" for p, v in versions.items())
+        raise CliError(f"results files have different format versions ({listed}); re-run the older shards")
+    try:
+        merged = merge([(p, _load_results(p)) for p in paths])
+    except ResultsFormatError as exc:
+        raise CliError(str(exc)) from None
+    merged.summaries = summarize(merged)
+    return merged
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Write the merged results of several shards."""
+    merged = merge_results(args.results)
+    _write(args.output, json.dumps(merged.to_dict(), indent=1, ensure_ascii=False))
+    print(f"merged {len(args.results)} files, {len(merged.cases)} case rows -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def golden_files(root: Path) -> list[Path]:
+    """Every ``__llm_goldens__/*.json`` under ``root`` (or ``root`` itself when it is one file), sorted."""
+    from .golden import GOLDEN_DIR
+
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise CliError(f"{root}: no such directory")
+    return sorted(p for p in root.rglob("*.json") if p.parent.name == GOLDEN_DIR)
+
+
+def chat_examples(root: Path, passed_only: bool = False) -> list[dict[str, Any]]:
+    """One chat-format training example per golden sample: the prompt's messages plus the answer."""
+    from .golden import GoldenFormatError, load_golden_file
+
+    files = golden_files(root)
+    if not files:
+        raise CliError(f"no golden files (__llm_goldens__/*.json) under {root}")
+    examples = []
+    for path in files:
+        try:
+            contracts = load_golden_file(path)
+        except GoldenFormatError as exc:
+            raise CliError(str(exc)) from None
+        for contract_id in sorted(contracts):
+            for _, case in sorted(contracts[contract_id].items()):
+                messages = [{"role": role, "content": content} for role, content in case.messages]
+                for sample in case.samples:
+                    # Samples recorded before checks ran carry no "passed": they are not known to pass.
+                    if passed_only and sample.get("passed") is not True:
+                        continue
+                    examples.append({"messages": messages + [{"role": "assistant", "content": sample["text"]}]})
+    return examples
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write golden samples as a fine-tuning dataset."""
+    examples = chat_examples(Path(args.goldens), passed_only=args.passed_only)
+    _write(args.output, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    print(f"wrote {len(examples)} example(s) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmswap", description="pytest-llmswap reports, shard merging and exports.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("report", help="re-render the drift report from a saved results JSON")
+    p.add_argument("results", metavar="RESULTS.json")
+    p.add_argument("-o", "--output", metavar="PATH", help="HTML file (default: RESULTS with .html)")
+    p.add_argument("--markdown", metavar="PATH", help="also write the pull-request Markdown summary")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("merge", help="join the results of CI shards into one results JSON")
+    p.add_argument("results", nargs="+", metavar="RESULTS.json")
+    p.add_argument("-o", "--output", required=True, metavar="PATH")
+    p.set_defaults(func=cmd_merge)
+    p = sub.add_parser("export", help="write golden samples as a fine-tuning dataset")
+    p.add_argument("--goldens", required=True, metavar="DIR", help="folder searched for __llm_goldens__/*.json")
+    p.add_argument("--format", choices=["chat-jsonl"], default="chat-jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="PATH")
+    p.add_argument("--passed-only", action="store_true", help="only samples on which the contract's checks passed")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmswap`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"llmswap: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

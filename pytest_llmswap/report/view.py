@@ -1,0 +1,133 @@
+"""What the HTML and Markdown reports share: number formats, the word diff, per-candidate views, case order."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .results import CaseResult, ModelInfo, RunResults
+
+# A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """``0.1234`` -> ``12.3%``; None -> an em dash."""
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def money(value: float | None) -> str:
+    """USD with cents; sub-cent amounts keep three significant digits so per-call prices stay readable."""
+    if value is None:
+        return "—"
+    if value != 0 and abs(value) < 0.01:
+        return f"{'-' if value < 0 else ''}${abs(value):.3g}"
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """A float with ``digits`` significant digits; None -> an em dash."""
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} s"
+
+
+def months(switching: dict[str, Any]) -> str:
+    """Break-even in words: ``4.2 months``, ``now`` (nothing to pay back), ``never`` or ``unknown``."""
+    value = switching.get("break_even_months")
+    if value is not None:
+        return "now" if value == 0 else f"{value:.1f} months"
+    return "never" if switching.get("never_breaks_even") else "unknown"
+
+
+Segments = list[tuple[str, str]]
+
+
+def word_diff(golden: str, candidate: str, max_tokens: int = 1500) -> tuple[Segments, Segments]:
+    """Word-level diff as two segment lists ``[(kind, text)]``; kind is ``eq``, ``del`` (golden) or ``ins``.
+
+    Inputs longer than ``max_tokens`` words-and-spaces are cut (the caller says so), because difflib is
+    quadratic in the worst case and one pathological output must not stall the report.
+    """
+    a, b = _TOKEN.findall(golden)[:max_tokens], _TOKEN.findall(candidate)[:max_tokens]
+    left: Segments = []
+    right: Segments = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            left.append(("eq", "".join(a[i1:i2])))
+            right.append(("eq", "".join(b[j1:j2])))
+        else:
+            if i2 > i1:
+                left.append(("del", "".join(a[i1:i2])))
+            if j2 > j1:
+                right.append(("ins", "".join(b[j1:j2])))
+    return left, right
+
+
+def outcome(case: CaseResult) -> str:
+    """One word for a case row: regression, failed, exceeded, error, improvement or passed."""
+    if case.failure:
+        return "error"
+    if case.flip == "regression":
+        return "regression"
+    if case.candidate_passed is False:
+        return "failed"
+    if case.exceeded:
+        return "exceeded"
+    if case.flip == "improvement":
+        return "improvement"
+    return "passed"
+
+
+_ATTENTION_RANK = {"regression": 0, "error": 1, "failed": 2, "exceeded": 3}
+
+
+def needs_attention(case: CaseResult) -> bool:
+    return outcome(case) in _ATTENTION_RANK
+
+
+def attention_key(case: CaseResult) -> tuple[int, float, str]:
+    """Regressions first, then errors, failures and drift beyond tolerance; the furthest drift first within each."""
+    similarity = case.metrics.get("semantic")
+    if similarity is None:
+        similarity = case.metrics.get("edit")
+    return (_ATTENTION_RANK.get(outcome(case), 9), 1.0 if similarity is None else similarity, case.case_id)
+
+
+@dataclass
+class CandidateView:
+    """One candidate with its summary, switching cost and verdict, each possibly empty for an old results file."""
+
+    model: ModelInfo
+    summary: dict[str, Any]
+    switching: dict[str, Any]
+    verdict: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.verdict.get("verdict", "no verdict")
+
+    @property
+    def css(self) -> str:
+        return {"drop-in": "ok", "migrate with rework": "warn", "not recommended": "bad"}.get(self.label, "none")
+
+
+def candidate_views(results: RunResults) -> list[CandidateView]:
+    """A view per candidate, from the summaries :func:`..aggregate.summarize` made."""
+    summaries = results.summaries.get("candidates", {})
+    switching = results.summaries.get("switching", {})
+    verdicts = results.summaries.get("verdicts", {})
+    return [CandidateView(m, summaries.get(m.name, {}), switching.get(m.name, {}), verdicts.get(m.name, {}))
+            for m in results.candidates]
+
+
+def golden_text(case: CaseResult) -> str:
+    return case.golden[0].get("text", "") if case.golden else ""
+
+
+def output_text(case: CaseResult) -> str:
+    return (case.output or {}).get("text", "")

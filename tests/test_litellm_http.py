@@ -1,0 +1,148 @@
+"""The litellm path against real OpenAI-compatible HTTP servers on 127.0.0.1."""
+
+import json
+
+import pytest
+
+from openai_server import chat_server
+from pytest_llmswap.models.litellm_backend import LiteLLMBackend
+from pytest_llmswap.types import ModelCallError, ModelSpec, Request, Response
+
+SECRET = "sk-test-secret-value-1234567890"
+CASES = [{"id": f"t{i}", "ticket": t} for i, t in enumerate(
+    ["refund my invoice", "app crashes on login", "change my email", "invoice charged twice",
+     "crash when saving", "delete my account"])]
+
+
+def triage(prompt: str) -> str:
+    text = prompt.lower()
+    category = "billing" if "invoice" in text else "bug" if "crash" in text else "account"
+    return json.dumps({"category": category, "priority": "high" if "twice" in text or "login" in text else "low"})
+
+
+def sloppy_triage(prompt: str) -> str:
+    # A cousin: right on most tickets, wrong category on crashes, and it words priorities differently.
+    answer = json.loads(triage(prompt))
+    if answer["category"] == "bug":
+        answer["category"] = "account"
+    return json.dumps(answer, indent=1)
+
+
+def write_suite(pytester: pytest.Pytester, incumbent_url: str, candidate_url: str, **extra: str) -> None:
+    settings = "\n".join(f"{k} = {v}" for k, v in extra.items())
+    pytester.makefile(".toml", pyproject=f"""
+[tool.llmswap]
+semantic = false
+
+[tool.llmswap.models.prod]
+model = "openai/prod-model"
+api_base = "{incumbent_url}"
+api_key = "{SECRET}"
+temperature = 0
+
+[tool.llmswap.models.cheap]
+model = "openai/cheap-model"
+api_base = "{candidate_url}"
+api_key = "{SECRET}"
+input_per_mtok = 100.0
+output_per_mtok = 200.0
+{settings}
+""")
+    pytester.makepyfile(test_triage=f"""
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="Triage: {{{{ ticket }}}}", cases={CASES!r}, output="json",
+              tolerance={{"fields": ["category"]}}, calls_per_month=1000)
+def test_triage(output, case):
+    if "crash" in case["ticket"]:
+        assert output.json["category"] == "bug"
+    assert output.json["priority"] in {{"low", "high"}}
+""")
+
+
+def test_record_on_incumbent_then_candidate_flips_and_drift(pytester, litellm_loaded):
+    with chat_server(triage, model="prod-model-2026-01-01") as prod, chat_server(sloppy_triage) as cheap:
+        write_suite(pytester, prod.url, cheap.url)
+        rec = pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new")
+        rec.assert_outcomes(passed=6)
+        assert len(prod.seen) == 6
+        headers = {k.lower(): v for k, v in prod.seen[0]["headers"].items()}
+        assert headers["authorization"] == f"Bearer {SECRET}"  # the key was used...
+        result = pytester.runpytest("--candidate-model", "cheap", "--llmswap-json", "out.json",
+                                    "--llmswap-report", "report.html")
+        result.assert_outcomes(passed=4, failed=2)
+        assert len(cheap.seen) == 6
+    golden_text = (pytester.path / "__llm_goldens__" / "test_triage.json").read_text()
+    golden = json.loads(golden_text)["contracts"]["test_triage"]["cases"]["t0"]
+    assert golden["model"] == "prod-model-2026-01-01"  # the resolved, dated id
+    assert golden["params"] == {"api_base": prod.url, "temperature": 0}
+    out = json.loads((pytester.path / "out.json").read_text())
+    summary = out["summaries"]["candidates"]["cheap"]
+    assert summary["regressions"] == 2 and summary["improvements"] == 0
+    assert 0 < summary["metrics"]["edit"]["mean"] < 1 and summary["metrics"]["exact"]["mean"] == 0
+    assert summary["metrics"]["fields"]["mean"] == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
+    # Configured prices: 100 and 200 USD per million input and output tokens.
+    case = next(c for c in out["cases"] if c["case_id"] == "t0")
+    usage = case["output"]["usage"]
+    assert case["output"]["cost_usd"] == pytest.approx((usage["input_tokens"] * 100 + usage["output_tokens"] * 200) / 1e6)
+    result.stdout.fnmatch_lines(["*candidate cheap: 6 cases, pass rate 66.7% (incumbent 100.0%), 2 regressions*"])
+    # ...and never written anywhere.
+    for path in [pytester.path / "out.json", pytester.path / "report.html", *pytester.path.rglob(".llmswap_cache/**/*.json")]:
+        assert SECRET not in path.read_text(), path
+    assert SECRET not in golden_text and SECRET not in result.stdout.str()
+
+
+def test_cached_responses_make_a_rerun_call_nothing(pytester, litellm_loaded):
+    with chat_server(triage) as prod, chat_server(sloppy_triage) as cheap:
+        write_suite(pytester, prod.url, cheap.url)
+        pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new")
+        pytester.runpytest("--candidate-model", "cheap")
+        pytester.runpytest("--candidate-model", "cheap").assert_outcomes(passed=4, failed=2)
+        assert len(cheap.seen) == 6
+        pytester.runpytest("--candidate-model", "cheap", "--llmswap-no-cache").assert_outcomes(passed=4, failed=2)
+        assert len(cheap.seen) == 12
+        pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "all")
+        assert len(prod.seen) == 12  # re-recording ignores earlier runs' cache
+
+
+def test_requests_run_concurrently_before_the_first_test(pytester, litellm_loaded):
+    with chat_server(triage, delay_s=0.3) as prod, chat_server(triage) as cheap:
+        write_suite(pytester, prod.url, cheap.url)
+        result = pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new",
+                                    "--llmswap-concurrency", "3")
+        result.assert_outcomes(passed=6)
+        assert prod.max_in_flight == 3
+
+
+def test_transient_errors_are_retried(litellm_loaded):
+    with chat_server(triage, faults=[500, 429]) as server:
+        spec = ModelSpec(name="s", kind="litellm", target="openai/m",
+                         params=(("api_base", server.url), ("api_key", SECRET)))
+        backend = LiteLLMBackend(spec, retries=3, backoff_s=0.01)
+        [answer] = backend.complete([Request(spec, (("user", "refund my invoice"),))])
+    assert isinstance(answer, Response) and json.loads(answer.text)["category"] == "billing"
+    assert len(server.seen) == 3
+
+
+def test_errors_after_retries_and_timeouts_become_model_call_errors(litellm_loaded):
+    with chat_server(triage, faults=[500, 500, 500]) as server:
+        spec = ModelSpec(name="s", kind="litellm", target="openai/m",
+                         params=(("api_base", server.url), ("api_key", SECRET)))
+        [answer] = LiteLLMBackend(spec, retries=1, backoff_s=0.01).complete([Request(spec, (("user", "x"),))])
+        assert isinstance(answer, ModelCallError) and "after 2 attempt(s)" in str(answer)
+        assert len(server.seen) == 2
+    with chat_server(triage, delay_s=2.0) as server:
+        spec = ModelSpec(name="s", kind="litellm", target="openai/m",
+                         params=(("api_base", server.url), ("api_key", SECRET)))
+        [answer] = LiteLLMBackend(spec, retries=0, timeout_s=0.3).complete([Request(spec, (("user", "x"),))])
+        assert isinstance(answer, ModelCallError) and "Timeout" in str(answer)
+    assert SECRET not in str(answer)
+
+
+def test_mock_response_through_litellm(litellm_loaded):
+    spec = ModelSpec(name="m", kind="litellm", target="openai/gpt-4o-mini",
+                     params=(("mock_response", '{"category": "bug"}'),))
+    answers = LiteLLMBackend(spec).complete([Request(spec, (("user", f"ticket {i}"),)) for i in range(20)])
+    assert all(isinstance(a, Response) and a.json == {"category": "bug"} for a in answers)
+    assert answers[0].cost_usd is not None and answers[0].cost_usd > 0  # litellm's bundled price table
+    assert answers[0].usage.output_tokens > 0
