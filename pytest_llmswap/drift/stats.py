@@ -1,0 +1,194 @@
+"""Suite-level statistics on paired verdicts and drift scores: flips, exact McNemar, bootstrap, Wilson.
+
+Every result is a frozen dataclass of plain ``int``/``float`` values, so ``dataclasses.asdict`` of it
+is JSON serialisable. Inputs are per-case and paired: position ``i`` of ``golden_passed`` and of
+``candidate_passed`` is the same case.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as _st
+
+#: Upper bound on resamples x values drawn at once, so a large suite never allocates gigabytes.
+_BOOTSTRAP_CHUNK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Flips:
+    """Counts of the 2x2 table of paired verdicts (golden check result x candidate check result)."""
+
+    n: int
+    both_passed: int
+    both_failed: int
+    regressions: int  # passed on the golden, failed on the candidate
+    improvements: int  # failed on the golden, passed on the candidate
+
+    @property
+    def golden_pass_rate(self) -> float | None:
+        return None if self.n == 0 else (self.both_passed + self.regressions) / self.n
+
+    @property
+    def candidate_pass_rate(self) -> float | None:
+        return None if self.n == 0 else (self.both_passed + self.improvements) / self.n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "golden_pass_rate": self.golden_pass_rate,
+                "candidate_pass_rate": self.candidate_pass_rate}
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test: a binomial test on the discordant pairs with p = 1/2.
+
+    ``p_worse`` is one-sided (H1: the candidate passes fewer checks than the incumbent, i.e. regressions
+    outnumber improvements); ``p_two_sided`` tests for any difference.
+    """
+
+    regressions: int
+    improvements: int
+    discordant: int
+    p_worse: float
+    p_two_sided: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _paired(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    g = np.asarray(golden_passed, dtype=bool)
+    c = np.asarray(candidate_passed, dtype=bool)
+    if g.shape != c.shape or g.ndim != 1:
+        raise ValueError(f"paired verdicts must be two flat sequences of one length, got {g.shape} and {c.shape}")
+    return g, c
+
+
+def flips(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> Flips:
+    """Regression and improvement flips from paired per-case verdicts."""
+    g, c = _paired(golden_passed, candidate_passed)
+    return Flips(
+        n=int(g.size),
+        both_passed=int(np.sum(g & c)),
+        both_failed=int(np.sum(~g & ~c)),
+        regressions=int(np.sum(g & ~c)),
+        improvements=int(np.sum(~g & c)),
+    )
+
+
+def mcnemar_exact(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> McNemar:
+    """Exact McNemar test on paired verdicts; with no discordant pair both p-values are 1."""
+    f = flips(golden_passed, candidate_passed)
+    b, c = f.regressions, f.improvements
+    if b + c == 0:
+        return McNemar(b, c, 0, 1.0, 1.0)
+    # Under H0 each discordant case is a regression with probability 1/2.
+    p_worse = _st.binomtest(b, b + c, 0.5, alternative="greater").pvalue
+    p_two = _st.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+    return McNemar(b, c, b + c, float(p_worse), float(p_two))
+
+
+def bootstrap_mean(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000,
+                   seed: int = 0) -> Interval:
+    """Percentile bootstrap interval on the mean of ``values`` (seeded, so reports are reproducible).
+
+    Booleans are allowed: the mean of 0/1 flags is a rate. Raises ``ValueError`` on an empty input.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError("bootstrap needs a non-empty flat sequence of values")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    n = x.size
+    means = np.empty(resamples)
+    step = max(1, _BOOTSTRAP_CHUNK_CELLS // n)
+    for start in range(0, resamples, step):
+        stop = min(resamples, start + step)
+        means[start:stop] = x[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    alpha = 1 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(x.mean()), float(low), float(high), confidence, "bootstrap-percentile", int(n))
+
+
+def regression_rate(golden_passed: Sequence[bool], candidate_passed: Sequence[bool], *,
+                    confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Interval:
+    """Share of paired cases that flip pass -> fail, with a bootstrap interval over cases."""
+    g, c = _paired(golden_passed, candidate_passed)
+    return bootstrap_mean(g & ~c, confidence=confidence, resamples=resamples, seed=seed)
+
+
+def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
+    """Wilson score interval for a pass rate ``successes / n`` (well behaved at 0% and 100%)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    z = float(_st.norm.ppf(1 - (1 - confidence) / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), confidence, "wilson", n)
+
+
+@dataclass(frozen=True)
+class NoiseExcess:
+    """Are more cases beyond the noise floor than a model identical to the incumbent could explain?
+
+    For a candidate that samples like the incumbent, the K golden samples and the candidate answer are
+    exchangeable, so a case is beyond noise (the candidate's best match is below the golden's worst pair,
+    which makes the candidate the one answer of the K+1 furthest from the rest) with probability at most
+    1/(K+1). ``p_value`` is P(X >= beyond) for X the sum of independent Bernoulli(1/(K_i+1)) over the
+    cases with a known floor: small means the drift is real, not the incumbent's own noise. The bound is
+    conservative (an identical model is flagged far less often than 1/(K+1) once K >= 3).
+    """
+
+    cases: int  # cases with a known floor (K >= 2)
+    beyond: int
+    expected_at_most: float  # sum of 1/(K_i+1): the most flags an identical model produces on average
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def noise_excess(beyond_noise: Sequence[bool | None], samples: Sequence[int]) -> NoiseExcess:
+    """One-sided test of the per-case beyond-noise flags against the exchangeability bound 1/(K+1).
+
+    ``beyond_noise[i]`` is a case's flag (``None`` when its floor is unknown: skipped) and ``samples[i]``
+    its number of golden samples K.
+    """
+    if len(beyond_noise) != len(samples):
+        raise ValueError("beyond_noise and samples must have one entry per case")
+    probs, flagged = [], 0
+    for flag, k in zip(beyond_noise, samples):
+        if flag is None or k < 2:
+            continue
+        probs.append(1.0 / (k + 1))
+        flagged += bool(flag)
+    # Poisson-binomial distribution of the count by convolution, one case at a time.
+    dist = np.zeros(len(probs) + 1)
+    dist[0] = 1.0
+    for i, p in enumerate(probs, start=1):
+        dist[1:i + 1] = dist[1:i + 1] * (1 - p) + dist[:i] * p
+        dist[0] *= 1 - p
+    p_value = float(min(1.0, dist[flagged:].sum()))
+    return NoiseExcess(len(probs), flagged, float(sum(probs)), p_value)
