@@ -159,7 +159,16 @@ class LlmSwapSession:
     # -- per item ---------------------------------------------------------------------------------------
 
     def golden(self, key: ItemKey) -> GoldenCase | None:
-        contract = self.contracts[key.nodeid]
+        """The golden of the item's case: for a candidate row, this run's fresh recording when there is one
+        (xdist workers then need not wait for each other's golden files), else the stored golden."""
+        contract, case = self._contract_case(key)
+        recording = self.requests.get(ItemKey(key.nodeid, key.case_id)) if key.model is not None else None
+        if recording:
+            answers = [self.responses.get(r.key) for r in recording]
+            if all(isinstance(a, Response) for a in answers):
+                return GoldenCase(prompt_hash=case.prompt_hash, variables=case.variables,
+                                  messages=[list(m) for m in case.messages], model=answers[0].model, params={},
+                                  samples=[a.to_dict() for a in answers if isinstance(a, Response)])
         return self.store.get(contract.module_path, contract.key, key.case_id)
 
     def primary_response(self, key: ItemKey) -> Response | None:

@@ -146,3 +146,16 @@ def test_mock_response_through_litellm(litellm_loaded):
     assert all(isinstance(a, Response) and a.json == {"category": "bug"} for a in answers)
     assert answers[0].cost_usd is not None and answers[0].cost_usd > 0  # litellm's bundled price table
     assert answers[0].usage.output_tokens > 0
+
+
+def test_xdist_workers_share_one_set_of_calls(pytester):
+    pytest.importorskip("xdist")
+    with chat_server(triage) as prod, chat_server(sloppy_triage) as cheap:
+        write_suite(pytester, prod.url, cheap.url)
+        result = pytester.runpytest_subprocess("-n", "2", "--incumbent-model", "prod", "--llmswap-record", "all",
+                                               "--candidate-model", "cheap", "--llmswap-json", "out.json")
+        # Each worker plans every request; the first executes them, the other finds them in the cache.
+        assert len(prod.seen) == 6 and len(cheap.seen) == 6
+    result.assert_outcomes(passed=10, failed=2)
+    out = json.loads((pytester.path / "out.json").read_text())
+    assert out["summaries"]["candidates"]["cheap"]["regressions"] == 2
