@@ -48,8 +48,8 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
         project = load_config(config.rootpath)
         incumbent_text = _get(config, "incumbent_model", "llmswap_incumbent_model")
         candidate_texts = _get(config, "candidate_model", "llmswap_candidate_models") or []
-        incumbent = parse_spec(incumbent_text, project.models) if incumbent_text else None
-        candidates = tuple(parse_spec(t, project.models) for t in candidate_texts)
+        incumbent = parse_spec(incumbent_text, project.models, config.rootpath) if incumbent_text else None
+        candidates = tuple(parse_spec(t, project.models, config.rootpath) for t in candidate_texts)
     except (ConfigError, SpecError) as exc:
         raise ValueError(str(exc)) from None
     names = [c.name for c in candidates]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import ResolvedContract
+from .contract import Case, ResolvedContract
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
 from .models.executor import ExecutionSettings, Executor
@@ -212,7 +212,7 @@ class LlmSwapSession:
             if golden.prompt_hash != case.prompt_hash:
                 result.notes["golden"] = "stale: the prompt changed since it was recorded"
             responses = golden.responses
-        verdicts = [self._check(contract, fn, kwargs, r, r) for r in responses]
+        verdicts = [self._check(contract, case, fn, kwargs, r, r) for r in responses]
         result.golden = [dict(r.to_dict(), passed=v is None) for r, v in zip(responses, verdicts)]
         result.golden_passed = verdicts[0] is None
         if key in self.requests:
@@ -237,21 +237,23 @@ class LlmSwapSession:
             result.notes["golden"] = "stale: the prompt changed since it was recorded; re-record it"
         golden_resp = golden.responses[0]
         result.golden = golden.samples
-        result.golden_passed = self._check(contract, fn, kwargs, golden_resp, golden_resp) is None
+        result.golden_passed = self._check(contract, case, fn, kwargs, golden_resp, golden_resp) is None
         answer = self.responses.get(self.requests[key][0].key)
         if not isinstance(answer, Response):
             self._fail(result, f"model call failed: {answer}")
         result.output = answer.to_dict()
         if answer.truncated:
             result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
-        failure = self._check(contract, fn, kwargs, answer, golden_resp)
+        deepeval_scores: dict[str, float | None] = {}
+        failure = self._check(contract, case, fn, kwargs, answer, golden_resp, deepeval_scores)
         result.candidate_passed = failure is None
         result.flip = _flip(result.golden_passed, result.candidate_passed)
         from .drift import compare
 
         drift = compare.score(golden.responses, answer, json_output=contract.contract.output == "json",
                               semantic=self.semantic)
-        result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
+        result.metrics = {**drift.metrics, **deepeval_scores}
+        result.floors, result.beyond_noise = drift.floors, drift.beyond_noise
         result.notes.update(drift.notes)
         result.exceeded = compare.judge(drift, contract.contract.tolerance, golden_resp, answer)
         result.passed = failure is None and not result.exceeded
@@ -261,9 +263,14 @@ class LlmSwapSession:
         if result.exceeded:
             self._fail(result, "drift beyond tolerance: " + "; ".join(result.exceeded))
 
-    def _check(self, contract: ResolvedContract, fn: Callable[..., Any], kwargs: dict[str, Any],
-               output: Response, golden: Response | None) -> BaseException | None:
-        """Run the contract's checks with ``output``; return the failure, or None when they pass."""
+    def _check(self, contract: ResolvedContract, case: Case, fn: Callable[..., Any], kwargs: dict[str, Any],
+               output: Response, golden: Response | None,
+               scores: dict[str, float | None] | None = None) -> BaseException | None:
+        """Run the contract's checks with ``output``; return the failure, or None when they pass.
+
+        The checks are the output format, the test function's assertions, then any deepeval metrics,
+        whose scores go into ``scores`` when it is given.
+        """
         import pytest
 
         call = dict(kwargs)
@@ -275,6 +282,8 @@ class LlmSwapSession:
             if contract.contract.output == "json":
                 output.json  # noqa: B018 - parsing is the format check
             fn(**call)
+            if contract.contract.checks:
+                _deepeval_checks(contract, case.messages[-1][1], output, golden, {} if scores is None else scores)
         except (Exception, pytest.fail.Exception) as exc:
             return exc
         return None
@@ -338,7 +347,7 @@ class LlmSwapSession:
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _contract_case(self, key: ItemKey) -> tuple[ResolvedContract, Any]:
+    def _contract_case(self, key: ItemKey) -> tuple[ResolvedContract, Case]:
         contract = self.contracts[key.nodeid]
         return contract, contract.case(key.case_id)
 
@@ -372,6 +381,22 @@ class LlmSwapSession:
         result.passed = False
         result.failure = message
         pytest.fail(message, pytrace=False)
+
+
+def _deepeval_checks(contract: ResolvedContract, prompt: str, output: Response, golden: Response | None,
+                     scores: dict[str, float | None]) -> None:
+    """Run the contract's deepeval metrics on one output; raise AssertionError naming those that fail."""
+    from .deepeval import evaluate_metrics  # the optional extra, imported only by contracts that use it
+
+    outcome = evaluate_metrics(list(contract.contract.checks), input=prompt, actual_output=output.text,
+                               expected_output=golden.text if golden else None)
+    failed = []
+    for name, result in outcome.items():
+        scores[f"deepeval:{name}"] = result["score"]
+        if not result["passed"]:
+            failed.append(f"{name} scored {result['score']}" + (f" ({result['reason']})" if result["reason"] else ""))
+    if failed:
+        raise AssertionError("deepeval check failed: " + "; ".join(failed))
 
 
 def semantic_available() -> bool:

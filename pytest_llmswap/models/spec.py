@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,29 +25,35 @@ def split_named(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-def parse_spec(text: str, models: dict[str, dict[str, Any]]) -> ModelSpec:
-    """Parse a spec from the command line or ini; ``models`` is ``[tool.llmswap.models]``."""
+def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None = None) -> ModelSpec:
+    """Parse a spec from the command line or ini; ``models`` is ``[tool.llmswap.models]``.
+
+    A relative ``hf:`` folder is looked up under ``base`` (the rootdir) first, so configured models work
+    from any working directory.
+    """
     label, spec = split_named(text.strip())
     if spec in models:
         entry = dict(models[spec])
-        inner = _parse_plain(str(entry.pop("model")), label or spec)
+        inner = _parse_plain(str(entry.pop("model")), label or spec, base)
         prices = {k: entry.pop(k) for k in PRICE_KEYS if k in entry}
         return ModelSpec(name=inner.name, kind=inner.kind, target=inner.target, options=inner.options,
                          params=tuple(sorted(entry.items())), prices=Prices(**prices) if prices else None)
     try:
-        return _parse_plain(spec, label or spec)
+        return _parse_plain(spec, label or spec, base)
     except SpecError as exc:
         configured = f" Configured names: {', '.join(sorted(models))}." if models else ""
         raise SpecError(f"{exc}{configured}") from None
 
 
-def _parse_plain(spec: str, name: str) -> ModelSpec:
+def _parse_plain(spec: str, name: str, base: Path | None) -> ModelSpec:
     if spec == "echo":
         return ModelSpec(name=name, kind="echo", target="echo")
     if spec.startswith("hf:"):
         path, _, query = spec[3:].partition("?")
         if not path:
             raise SpecError(f"model spec {spec!r}: hf: needs a folder or hub id, e.g. hf:./models/q?dtype=bfloat16")
+        if base is not None and not Path(path).is_absolute() and (base / path).exists():
+            path = str((base / path).resolve())
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
         from .hf import validate_hf_options  # no heavy import: hf loads torch lazily
 

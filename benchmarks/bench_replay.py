@@ -1,0 +1,94 @@
+"""Replay overhead: 1,000 contract cases with 3 checks each against bare pytest with 1,000 trivial tests.
+
+Three runs side by side, interleaved, median of 5 each, wall time and peak RSS of the pytest process:
+  bare      1,000 parametrized tests with 3 asserts each, no plugin in use
+  replay    pytest with no flags: 1,000 goldens read and checked offline
+  echo      --candidate-model echo: every case run on the echo model, drift scored, HTML report written
+
+Run: env -u PYTHONDONTWRITEBYTECODE python benchmarks/bench_replay.py
+(users keep .pyc files; with PYTHONDONTWRITEBYTECODE=1 every run recompiles what it imports.)
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N = 1000
+ROUNDS = 5
+
+BARE = f"""
+import pytest
+
+@pytest.mark.parametrize("i", range({N}))
+def test_bare(i):
+    text = f"ticket {{i}}"
+    assert text.startswith("ticket")
+    assert str(i) in text
+    assert len(text) < 100
+"""
+
+CONTRACT = f"""
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="ticket {{{{ n }}}}", cases=[{{"id": f"c{{i}}", "n": i}} for i in range({N})])
+def test_contract(output, case):
+    assert output.text.startswith("ticket")
+    assert str(case["n"]) in output.text
+    assert len(output.text) < 100
+"""
+
+
+def run(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one pytest process."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"pytest {' '.join(args)} failed:\n{out.decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pyproject.toml").write_text("[tool.llmswap]\nsemantic = false\n")
+        (root / "bare").mkdir()
+        (root / "bare" / "test_bare.py").write_text(BARE)
+        (root / "suite").mkdir()
+        (root / "suite" / "test_contract.py").write_text(CONTRACT)
+        run(["suite", "--incumbent-model", "echo", "--llmswap-record", "new"], root)
+        runs = {
+            "bare pytest, 1,000 trivial tests": ["bare"],
+            "replay, no flags": ["suite"],
+            "echo candidate + HTML report": ["suite", "--candidate-model", "echo",
+                                             "--llmswap-report", str(root / "r.html")],
+        }
+        for args in runs.values():  # warm-up: compile .pyc files and fill the response cache
+            run(args, root)
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        mems: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(ROUNDS):
+            for name, args in runs.items():
+                wall, rss = run(args, root)
+                times[name].append(wall)
+                mems[name].append(rss)
+    base = statistics.median(times["bare pytest, 1,000 trivial tests"])
+    print(f"| run | wall, median of {ROUNDS} | vs bare | peak RSS |")
+    print("|---|---|---|---|")
+    for name in runs:
+        med = statistics.median(times[name])
+        print(f"| {name} | {med:.2f} s | {med / base:.2f}x | {statistics.median(mems[name]):.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
