@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,7 +109,7 @@ class Case:
     prompt_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ResolvedContract:
     """A contract bound to its test: golden key, node id and rendered cases."""
 
@@ -119,7 +120,11 @@ class ResolvedContract:
     cases: tuple[Case, ...]
 
     def case(self, case_id: str) -> Case:
-        return next(c for c in self.cases if c.id == case_id)
+        return self._by_id[case_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Case]:
+        return {c.id: c for c in self.cases}
 
 
 def llm_contract(
@@ -188,10 +193,10 @@ def load_cases(cases: Any, base: Path, examples: int) -> list[dict[str, Any]]:
     """Cases as a list of dicts, from a list, a file path or a hypothesis strategy."""
     if isinstance(cases, (str, Path)):
         rows = _load_case_file(base / cases)
-    elif _is_strategy(cases):
-        rows = _draw(cases, examples)
     elif isinstance(cases, Sequence):
         rows = list(cases)
+    elif _is_strategy(cases):  # only now import hypothesis: most suites never pay for it
+        rows = _draw(cases, examples)
     else:
         raise ContractError(f"cases must be a list of dicts, a .jsonl/.json/.csv path or a hypothesis "
                             f"strategy, not {type(cases).__name__}")

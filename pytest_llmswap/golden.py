@@ -78,11 +78,28 @@ def load_golden_file(path: Path) -> dict[str, dict[str, GoldenCase]]:
 
 
 def dump_golden_file(contracts: dict[str, dict[str, GoldenCase]]) -> str:
-    """Serialise goldens the way they are committed: sorted keys, indented, one trailing newline."""
+    """Serialise goldens the way they are committed: sorted keys, indented, one trailing newline.
+
+    Small containers (a usage block, one token's log-probs) stay on one line, so a file with log-probs
+    reads and diffs a line per token rather than a line per number.
+    """
     data = {"format_version": GOLDEN_FORMAT_VERSION,
             "contracts": {key: {"cases": {cid: case.to_dict() for cid, case in cases.items()}}
                           for key, cases in contracts.items() if cases}}
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _pretty(data, 0) + "\n"
+
+
+def _pretty(value: Any, depth: int, width: int = 200) -> str:
+    flat = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if not isinstance(value, (dict, list)) or not value or len(flat) <= width:
+        return flat
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {_pretty(value[k], depth + 1, width)}"
+                 for k in sorted(value)]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    items = [f"{inner}{_pretty(v, depth + 1, width)}" for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{pad}]"
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -112,10 +129,13 @@ class GoldenStore:
 
     _files: dict[Path, dict[str, dict[str, GoldenCase]]] = field(default_factory=dict)
     _pending: dict[Path, dict[tuple[str, str], GoldenCase]] = field(default_factory=dict)
+    _paths: dict[Path, Path] = field(default_factory=dict)
 
     def contracts(self, module_path: Path) -> dict[str, dict[str, GoldenCase]]:
         """All goldens of a test module (raises GoldenFormatError for a bad file)."""
-        path = golden_path(module_path)
+        path = self._paths.get(module_path)
+        if path is None:
+            path = self._paths[module_path] = golden_path(module_path)
         if path not in self._files:
             self._files[path] = load_golden_file(path)
         return self._files[path]
@@ -125,8 +145,8 @@ class GoldenStore:
 
     def put(self, module_path: Path, key: str, case_id: str, case: GoldenCase) -> None:
         """Stage a recording; it becomes visible to ``get`` now and reaches disk on ``flush``."""
-        path = golden_path(module_path)
         self.contracts(module_path).setdefault(key, {})[case_id] = case
+        path = self._paths[module_path]
         self._pending.setdefault(path, {})[(key, case_id)] = case
 
     def flush(self) -> list[Path]:

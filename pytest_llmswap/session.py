@@ -214,6 +214,8 @@ class LlmSwapSession:
             responses = golden.responses
         verdicts = [self._check(contract, case, fn, kwargs, r, r) for r in responses]
         result.golden = [dict(r.to_dict(), passed=v is None) for r, v in zip(responses, verdicts)]
+        for sample in result.golden[1:]:
+            sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
         result.golden_passed = verdicts[0] is None
         if key in self.requests:
             self._record(key, result.golden)
@@ -255,6 +257,9 @@ class LlmSwapSession:
         result.metrics = {**drift.metrics, **deepeval_scores}
         result.floors, result.beyond_noise = drift.floors, drift.beyond_noise
         result.notes.update(drift.notes)
+        spec = self._candidate(key.model)
+        if spec.kind == "hf":
+            self._logit_drift(spec, case, golden_resp, result)
         result.exceeded = compare.judge(drift, contract.contract.tolerance, golden_resp, answer)
         result.passed = failure is None and not result.exceeded
         if failure is not None:
@@ -287,6 +292,15 @@ class LlmSwapSession:
         except (Exception, pytest.fail.Exception) as exc:
             return exc
         return None
+
+    def _logit_drift(self, spec: ModelSpec, case: Case, golden: Response, result: CaseResult) -> None:
+        """Teacher-forced KL and top-1 agreement of a local candidate on the golden's tokens."""
+        from .drift.logits import logit_drift
+
+        drift = logit_drift(self.executor.backend(spec), case.messages, golden)  # type: ignore[arg-type]
+        result.metrics.update(kl=drift.mean_kl, kl_max=drift.max_kl, top1=drift.top1_agreement)
+        if not drift.applicable:
+            result.notes["kl"] = result.notes["top1"] = drift.reason
 
     def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None:
         contract, case = self._contract_case(key)

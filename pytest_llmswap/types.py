@@ -76,8 +76,9 @@ class TokenLogprob:
     top: tuple[tuple[int, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"token_id": self.token_id, "token": self.token, "logprob": self.logprob,
-                "top": [list(t) for t in self.top]}
+        # Five decimals keep KL exact to ~1e-5 nats and goldens small enough to review.
+        return {"token_id": self.token_id, "token": self.token, "logprob": round(self.logprob, 5),
+                "top": [[i, round(lp, 5)] for i, lp in self.top]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenLogprob:
@@ -188,7 +189,7 @@ class Request:
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable hash of everything that decides the answer: the response cache key."""
         payload = json.dumps([self.model.identity, list(self.messages), public_params(self.param_dict),

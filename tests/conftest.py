@@ -9,7 +9,6 @@ pytest_plugins = ["pytester"]
 # Nothing in the test suite may reach the network or report telemetry.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 
 
 @pytest.fixture

@@ -25,7 +25,13 @@ def test_record_new_then_replay_offline(suite):
     assert case["model"] == "echo" and case["samples"][0]["text"] == "Say hi"
     assert case["samples"][0]["passed"] is True and case["variables"] == {"id": "a", "word": "hi"}
     text = (pytester.path / "__llm_goldens__" / "test_suite.json").read_text()
-    assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    from pytest_llmswap.golden import dump_golden_file, load_golden_file
+
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    assert text == dump_golden_file(load_golden_file(path))  # a re-write of an unchanged file is byte-identical
+    keys = [line.strip().split('"')[1] for line in text.splitlines() if line.startswith('  "')]
+    assert keys == sorted(keys) == ["contracts", "format_version"]
+    assert '      "cases": {' in text  # indented, one key per line
     result = pytester.runpytest()
     result.assert_outcomes(passed=2)
 

@@ -42,7 +42,7 @@ def _load_encoder(model: str, device: str) -> Any:
         return SentenceTransformer(model, device=device)
     except OSError as exc:
         raise OSError(f"cannot load sentence-transformers model {model!r} offline "
-                      f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}): {exc}") from None
+                      f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}): {' '.join(str(exc).split())}") from None
 
 
 class _EmbeddingCache:
@@ -86,7 +86,7 @@ class SemanticScorer:
 
     def __init__(self, model: str | None = None, cache_dir: Path | str | None = None, *, device: str = "cpu",
                  batch_size: int = 64) -> None:
-        self.model_id = model or DEFAULT_MODEL
+        self.model_id = DEFAULT_MODEL if model is None or model in _DEFAULT_ALIASES else model
         if os.path.isdir(self.model_id):
             self.model_id = str(Path(self.model_id).resolve())
         self.device = device

@@ -8,12 +8,12 @@ is JSON serialisable. Inputs are per-case and paired: position ``i`` of ``golden
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as _st
 
 #: Upper bound on resamples x values drawn at once, so a large suite never allocates gigabytes.
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000
@@ -101,6 +101,9 @@ def mcnemar_exact(golden_passed: Sequence[bool], candidate_passed: Sequence[bool
     b, c = f.regressions, f.improvements
     if b + c == 0:
         return McNemar(b, c, 0, 1.0, 1.0)
+    # scipy.stats takes ~0.5 s to import: paid only when there is a discordant pair to test.
+    from scipy import stats as _st
+
     # Under H0 each discordant case is a regression with probability 1/2.
     p_worse = _st.binomtest(b, b + c, 0.5, alternative="greater").pvalue
     p_two = _st.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
@@ -118,8 +121,10 @@ def bootstrap_mean(values: Sequence[float], *, confidence: float = 0.95, resampl
         raise ValueError("bootstrap needs a non-empty flat sequence of values")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
     n = x.size
+    if np.all(x == x[0]):  # no spread: every resample has the same mean
+        return Interval(float(x[0]), float(x[0]), float(x[0]), confidence, "bootstrap-percentile", int(n))
+    rng = np.random.default_rng(seed)
     means = np.empty(resamples)
     step = max(1, _BOOTSTRAP_CHUNK_CELLS // n)
     for start in range(0, resamples, step):
@@ -141,7 +146,7 @@ def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
     """Wilson score interval for a pass rate ``successes / n`` (well behaved at 0% and 100%)."""
     if n <= 0 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
-    z = float(_st.norm.ppf(1 - (1 - confidence) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom

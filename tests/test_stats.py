@@ -1,0 +1,152 @@
+"""Suite statistics checked against scipy and hand calculations on fixed data."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from pytest_llmswap.drift.stats import bootstrap_mean, flips, mcnemar_exact, noise_excess, regression_rate, wilson
+
+
+def _verdicts(table: dict[tuple[bool, bool], int]) -> tuple[list[bool], list[bool]]:
+    golden, candidate = [], []
+    for (g, c), count in table.items():
+        golden += [g] * count
+        candidate += [c] * count
+    return golden, candidate
+
+
+# 2x2 table: 30 both pass, 9 regressions, 2 improvements, 5 both fail.
+TABLE = {(True, True): 30, (True, False): 9, (False, True): 2, (False, False): 5}
+
+
+def test_flip_counts_and_pass_rates() -> None:
+    f = flips(*_verdicts(TABLE))
+    assert (f.n, f.both_passed, f.regressions, f.improvements, f.both_failed) == (46, 30, 9, 2, 5)
+    assert f.golden_pass_rate == pytest.approx(39 / 46)
+    assert f.candidate_pass_rate == pytest.approx(32 / 46)
+    json.dumps(f.to_dict())
+
+
+def test_mcnemar_exact_equals_hand_binomial_sums() -> None:
+    m = mcnemar_exact(*_verdicts(TABLE))
+    b, n = 9, 11
+    # One-sided: P(X >= 9) for X ~ Binomial(11, 1/2); two-sided doubles the smaller tail (symmetric).
+    p_one = sum(math.comb(n, k) for k in range(b, n + 1)) / 2**n
+    assert (m.regressions, m.improvements, m.discordant) == (9, 2, 11)
+    assert m.p_worse == pytest.approx(p_one, rel=1e-12)
+    assert m.p_two_sided == pytest.approx(min(1.0, 2 * p_one), rel=1e-12)
+    assert m.p_worse == pytest.approx(67 / 2048)
+    json.dumps(m.to_dict())
+
+
+def test_mcnemar_one_sided_looks_only_for_a_worse_candidate() -> None:
+    # The mirror table: the candidate improved; "is it worse?" must not be significant.
+    mirror = {(True, True): 30, (True, False): 2, (False, True): 9, (False, False): 5}
+    m = mcnemar_exact(*_verdicts(mirror))
+    assert m.p_worse == pytest.approx(sum(math.comb(11, k) for k in range(2, 12)) / 2**11)
+    assert m.p_worse > 0.99
+    assert m.p_two_sided == pytest.approx(mcnemar_exact(*_verdicts(TABLE)).p_two_sided)
+
+
+def test_mcnemar_without_discordant_pairs_is_not_significant() -> None:
+    m = mcnemar_exact([True, False, True], [True, False, True])
+    assert (m.discordant, m.p_worse, m.p_two_sided) == (0, 1.0, 1.0)
+
+
+def test_paired_inputs_must_have_one_length() -> None:
+    with pytest.raises(ValueError, match="paired verdicts"):
+        flips([True, False], [True])
+
+
+def test_bootstrap_reproduces_the_unvectorised_percentile_bootstrap() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.uniform(0.5, 1.0, size=37)
+    ci = bootstrap_mean(values, resamples=500, seed=3)
+    # The same draws, one resample at a time.
+    draw = np.random.default_rng(3)
+    means = [values[draw.integers(0, values.size, size=(1, values.size))].mean() for _ in range(500)]
+    low, high = np.quantile(means, [0.025, 0.975])
+    assert (ci.low, ci.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+    assert ci.estimate == pytest.approx(values.mean())
+
+
+def test_bootstrap_is_chunked_without_changing_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = np.linspace(0, 1, 50)
+    whole = bootstrap_mean(values, seed=1)
+    monkeypatch.setattr("pytest_llmswap.drift.stats._BOOTSTRAP_CHUNK_CELLS", 50 * 7)  # 7 resamples per chunk
+    assert bootstrap_mean(values, seed=1) == whole
+
+
+def test_bootstrap_agrees_with_scipy_and_covers_the_mean() -> None:
+    values = np.random.default_rng(11).normal(0.8, 0.1, size=200)
+    ours = bootstrap_mean(values, resamples=2000, seed=0)
+    ref = st.bootstrap((values,), np.mean, n_resamples=2000, method="percentile", random_state=0,
+                       confidence_level=0.95).confidence_interval
+    # Different random draws: equal up to Monte Carlo error (~0.001 here), both about mean +- 1.96 se.
+    assert ours.low == pytest.approx(ref.low, abs=0.004)
+    assert ours.high == pytest.approx(ref.high, abs=0.004)
+    se = values.std(ddof=1) / math.sqrt(values.size)
+    assert ours.high - ours.low == pytest.approx(2 * 1.96 * se, rel=0.1)
+    assert ours.low < values.mean() < ours.high
+    json.dumps(asdict(ours))
+
+
+def test_bootstrap_is_seeded() -> None:
+    values = [0.1, 0.9, 0.5, 0.7, 0.3]
+    assert bootstrap_mean(values, seed=5) == bootstrap_mean(values, seed=5)
+    assert bootstrap_mean(values, seed=5) != bootstrap_mean(values, seed=6)
+
+
+def test_bootstrap_rejects_empty_input() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        bootstrap_mean([])
+
+
+def test_regression_rate_interval() -> None:
+    golden, candidate = _verdicts(TABLE)
+    ci = regression_rate(golden, candidate)
+    assert ci.estimate == pytest.approx(9 / 46)
+    assert 0 < ci.low < 9 / 46 < ci.high < 0.4
+    assert regression_rate([True] * 10, [True] * 10).to_dict()["high"] == 0.0
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (87, 120), (1, 1)])
+def test_wilson_equals_scipy(k: int, n: int) -> None:
+    ours = wilson(k, n)
+    ref = st.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (ours.low, ours.high) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
+    assert ours.estimate == k / n
+
+
+def test_wilson_by_hand() -> None:
+    # 8/10 at 95%: z = 1.959964, centre = (0.8 + z^2/20) / (1 + z^2/10), half-width as in the formula.
+    z = 1.959963984540054
+    centre = (0.8 + z**2 / 20) / (1 + z**2 / 10)
+    half = z * math.sqrt(0.8 * 0.2 / 10 + z**2 / 400) / (1 + z**2 / 10)
+    ci = wilson(8, 10)
+    assert (ci.low, ci.high) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    with pytest.raises(ValueError):
+        wilson(3, 0)
+
+
+def test_noise_excess_with_one_k_is_a_binomial_test() -> None:
+    flags = [True] * 7 + [False] * 23
+    result = noise_excess(flags, [3] * 30)
+    assert result.p_value == pytest.approx(st.binomtest(7, 30, 0.25, alternative="greater").pvalue, rel=1e-9)
+    assert (result.cases, result.beyond, result.expected_at_most) == (30, 7, pytest.approx(7.5))
+
+
+def test_noise_excess_mixes_k_and_skips_unknown_floors() -> None:
+    # Cases with K = 2 (p = 1/3) and K = 4 (p = 1/5), one flagged each; K = 1 and None are skipped.
+    result = noise_excess([True, True, None, False], [2, 4, 1, 3])
+    p_none = (2 / 3) * (4 / 5) * (3 / 4)
+    p_one = (1 / 3) * (4 / 5) * (3 / 4) + (2 / 3) * (1 / 5) * (3 / 4) + (2 / 3) * (4 / 5) * (1 / 4)
+    assert result.cases == 3 and result.beyond == 2
+    assert result.p_value == pytest.approx(1 - p_none - p_one)
+    assert noise_excess([], []).p_value == 1.0
