@@ -149,3 +149,51 @@ def test_telemetry_opt_out_respects_the_user(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DEEPEVAL_TELEMETRY_OPT_OUT", "0")
     importlib.reload(module)
     assert os.environ["DEEPEVAL_TELEMETRY_OPT_OUT"] == "0"
+
+
+def test_deepeval_metrics_as_contract_checks_fail_items_and_reach_the_results(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject="[tool.llmswap]\nsemantic = false\n")
+    pytester.makepyfile(test_contract='''
+from deepeval.metrics import BaseMetric
+from pytest_llmswap import llm_contract
+from pytest_llmswap.deepeval import DriftMetric
+
+
+class WordLimit(BaseMetric):
+    threshold = 1.0
+
+    def measure(self, test_case):
+        self.score = 1.0 if len(test_case.actual_output.split()) <= 3 else 0.0
+        self.reason = "too long" if self.score < 1 else None
+        self.success = self.score >= 1.0
+        return self.score
+
+    async def a_measure(self, test_case):
+        return self.measure(test_case)
+
+    def is_successful(self):
+        return bool(self.success)
+
+    @property
+    def __name__(self):
+        return "Word Limit"
+
+
+@llm_contract(prompt="{{ text }}", cases=[{"id": "short", "text": "one two"}, {"id": "long", "text": "a b c d e"}],
+              checks=[WordLimit(), DriftMetric(threshold=0.9)])
+def test_words(output):
+    assert output.text
+''')
+    pytester.runpytest_subprocess("-p", "no:deepeval", "--incumbent-model", "echo", "--llmswap-record", "new")
+    result = pytester.runpytest_subprocess("-p", "no:deepeval", "--candidate-model", "echo",
+                                           "--llmswap-json", "out.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*deepeval check failed: Word Limit scored 0.0 (too long)*"])
+    import json
+
+    cases = {c["case_id"]: c for c in json.loads((pytester.path / "out.json").read_text())["cases"]}
+    assert cases["short"]["metrics"]["deepeval:Word Limit"] == 1.0
+    assert cases["long"]["metrics"]["deepeval:Word Limit"] == 0.0
+    [drift_key] = [k for k in cases["short"]["metrics"] if k.startswith("deepeval:") and "Word" not in k]
+    assert cases["short"]["metrics"][drift_key] == 1.0  # the echo candidate equals its golden
+    assert cases["long"]["golden_passed"] is False and cases["long"]["flip"] is None
