@@ -160,3 +160,14 @@ def test_replay_only_run_renders_the_goldens():
     page = render_html(results)
     assert "No candidate in this run" in page and "golden answer 1" in page
     assert "AssertionError: golden fails its own check" in page
+
+
+def test_plane_labels_of_coinciding_points_do_not_overlap():
+    import re
+
+    from pytest_llmswap.report.svg import PlanePoint, capability_cost_plane
+
+    svg = str(capability_cost_plane([PlanePoint("teacher-int8", 1.0, 0.003), PlanePoint("student", 1.0, 0.003),
+                                     PlanePoint("teacher-bf16", 1.0, 0.0031)]))
+    ys = [float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" class="label">', svg)]
+    assert len(ys) == 3 and len(set(ys)) == 3 and min(abs(a - b) for a in ys for b in ys if a != b) >= 13

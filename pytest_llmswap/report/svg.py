@@ -79,7 +79,8 @@ def capability_cost_plane(points: Sequence[PlanePoint], width: int = 620, height
                     'pass rate</text>')
                  .format(left + plot_w / 2, height - 8, ", log scale" if log_x else "", top + plot_h / 2,
                          top + plot_h / 2))
-    for p in priced:
+    placed: list[tuple[float, float, float]] = []  # label boxes (x, y, width) already drawn
+    for p in sorted(priced, key=lambda q: (q.cost_per_1k, -q.pass_rate)):
         x, y = sx(p.cost_per_1k), sy(p.pass_rate)
         tip = f"{p.label}: pass rate {p.pass_rate:.1%}, {_money(p.cost_per_1k)} per 1,000 calls"
         if p.ci:
@@ -90,13 +91,22 @@ def capability_cost_plane(points: Sequence[PlanePoint], width: int = 620, height
         close = "</path>" if p.incumbent else "</circle>"
         parts.append(_M(shape + "<title>{tip}</title>" + close).format(
             x=x, y=y, t=y - 8, b=y + 8, l=x - 8, r=x + 8, c=p.css, tip=tip))
-        parts.append(_M('<text x="{:.1f}" y="{:.1f}" class="label">{}</text>').format(x + 10, y + 4, p.label))
+        label_y = _free_row(placed, x + 10, y + 4, 7.0 * len(p.label))
+        parts.append(_M('<text x="{:.1f}" y="{:.1f}" class="label">{}</text>').format(x + 10, label_y, p.label))
     unpriced = [p.label for p in points if p.cost_per_1k is None]
     if unpriced:
         parts.append(_M('<text x="{}" y="{}" class="note">not priced (not on the plane): {}</text>')
                      .format(left + plot_w + 8, top + 12, ", ".join(unpriced)))
     parts.append(_M("</svg>"))
     return _M("").join(parts)
+
+
+def _free_row(placed: list[tuple[float, float, float]], x: float, y: float, width: float) -> float:
+    """The first baseline at or below ``y`` where a label of ``width`` overlaps none already placed."""
+    while any(abs(y - py) < 13 and x < px + pw and px < x + width for px, py, pw in placed):
+        y += 14
+    placed.append((x, y, width))
+    return y
 
 
 def histogram(values: Sequence[float], noise_floor: float | None = None, *, bins: int = 24, width: int = 300,
