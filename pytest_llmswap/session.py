@@ -205,13 +205,7 @@ class LlmSwapSession:
                 self._fail(result, f"recording failed: {errors[0]}")
             responses = [a for a in answers if isinstance(a, Response)]
         else:
-            golden = self.golden(key)
-            if golden is None:
-                self._fail(result, f"no golden for case {key.case_id!r}; record it with: "
-                                   f"{self.options.record_command} {key.nodeid}")
-            if golden.prompt_hash != case.prompt_hash:
-                result.notes["golden"] = "stale: the prompt changed since it was recorded"
-            responses = golden.responses
+            responses = self._require_golden(key, case, result).responses
         verdicts = [self._check(contract, case, fn, kwargs, r, r) for r in responses]
         result.golden = [dict(r.to_dict(), passed=v is None) for r, v in zip(responses, verdicts)]
         for sample in result.golden[1:]:
@@ -231,12 +225,7 @@ class LlmSwapSession:
     def _run_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         contract, case = self._contract_case(key)
         result = self._result(key)
-        golden = self.golden(key)
-        if golden is None:
-            self._fail(result, f"no golden for case {key.case_id!r} to compare {key.model} against; record it "
-                               f"with: {self.options.record_command} {key.nodeid}")
-        if golden.prompt_hash != case.prompt_hash:
-            result.notes["golden"] = "stale: the prompt changed since it was recorded; re-record it"
+        golden = self._require_golden(key, case, result)
         golden_resp = golden.responses[0]
         result.golden = golden.samples
         result.golden_passed = self._check(contract, case, fn, kwargs, golden_resp, golden_resp) is None
@@ -267,6 +256,18 @@ class LlmSwapSession:
             raise failure
         if result.exceeded:
             self._fail(result, "drift beyond tolerance: " + "; ".join(result.exceeded))
+
+    def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
+        """The item's golden; the item fails, saying how to record one, when there is none."""
+        golden = self.golden(key)
+        if golden is None:
+            against = "" if key.model is None else f" to compare {key.model} against"
+            self._fail(result, f"no golden for case {key.case_id!r}{against}; record it with: "
+                               f"{self.options.record_command} {key.nodeid}")
+        if golden.prompt_hash != case.prompt_hash:
+            result.notes["golden"] = "stale: the prompt changed since it was recorded; re-record it with " \
+                                     "--llmswap-record new"
+        return golden
 
     def _check(self, contract: ResolvedContract, case: Case, fn: Callable[..., Any], kwargs: dict[str, Any],
                output: Response, golden: Response | None,

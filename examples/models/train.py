@@ -197,14 +197,18 @@ def agreement(a: list[str], b: list[str]) -> float:
     return sum(x == y for x, y in zip(a, b)) / len(a)
 
 
+def tiny_llama(tok, hidden: int, intermediate: int, layers: int) -> LlamaForCausalLM:
+    """A Llama-style model with tied embeddings: its layers are nn.Linear, which the quantizers handle."""
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    ))
+
+
 def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
     torch.manual_seed(SEED)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tok, hidden=64, intermediate=128, layers=2)
     log(f"teacher: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(tok)}")
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     rng = random.Random(SEED)
@@ -226,12 +230,7 @@ def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
 def distil_student(tok, teacher, data, steps: int, log) -> LlamaForCausalLM:
     """CE on the teacher's greedy answers plus KL to the teacher's distribution at the answer positions."""
     torch.manual_seed(SEED + 1)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=48, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tok, hidden=48, intermediate=96, layers=1)
     log(f"student: {sum(p.numel() for p in model.parameters()):,} parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.01)
     rng = random.Random(SEED + 1)
