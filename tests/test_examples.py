@@ -47,3 +47,29 @@ def test_main_job_ranks_quantized_variants_below_the_distilled_student(tmp_path)
     assert verdicts["student"]["verdict"] != "drop-in"
     html = (tmp_path / "report.html").read_text()
     assert "teacher-int8" in html and "student" in html and "<svg" in html
+
+
+@pytest.mark.slow
+def test_generation_cut_at_the_token_limit_is_reported_as_truncated(pytester):
+    teacher = ROOT / "examples" / "models" / "teacher"
+    pytester.makefile(".toml", pyproject=f'''
+[tool.llmswap]
+semantic = false
+
+[tool.llmswap.models.short]
+model = "hf:{teacher}?max_new_tokens=3"
+''')
+    pytester.makepyfile(test_t='''
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="Triage this support ticket. Answer with JSON: category, priority and reference.\\nTicket: {{ t }}",
+              cases=[{"id": "x", "t": "I was charged twice, invoice INV-19494."}])
+def test_t(output):
+    assert output.text
+''')
+    pytester.runpytest_subprocess("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("--candidate-model", "short", "--llmswap-json", "out.json")
+    result.assert_outcomes(passed=1)
+    [case] = json.loads((pytester.path / "out.json").read_text())["cases"]
+    assert case["output"]["finish_reason"] == "length" and case["output"]["usage"]["output_tokens"] == 3
+    assert "token limit" in case["notes"]["truncated"]

@@ -170,3 +170,16 @@ def test_h(output, case): assert output.text == f"n={case['n']}"
     ids = [line for line in first if "test_h[" in line]
     assert len(ids) == 5 and ids == [line for line in second if "test_h[" in line]
     pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=5)
+
+
+def test_markdown_summary_option_and_github_step_summary(suite, monkeypatch):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    step_summary = pytester.path / "step_summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = pytester.runpytest("--candidate-model", "mirror=echo", "--llmswap-markdown", "pr.md")
+    result.assert_outcomes(passed=2)
+    text = (pytester.path / "pr.md").read_text()
+    assert "mirror" in text and "drop-in" in text
+    assert step_summary.read_text().startswith("earlier step\n") and "mirror" in step_summary.read_text()

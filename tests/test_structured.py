@@ -1,0 +1,25 @@
+"""JSON field agreement and named fields (pure functions)."""
+
+from pytest_llmswap.drift.structured import MISSING, field_agreement, get_path, leaves, named_field_mismatches
+
+
+def test_reordered_fields_agree_fully_and_one_changed_value_costs_its_share():
+    golden = {"category": "bug", "priority": "high", "customer": {"id": 7, "tier": "gold"}}
+    reordered = {"customer": {"tier": "gold", "id": 7}, "priority": "high", "category": "bug"}
+    assert field_agreement(golden, reordered) == 1.0
+    changed = dict(reordered, priority="low")
+    assert field_agreement(golden, changed) == 3 / 4  # four leaves, one differs
+
+
+def test_missing_and_extra_fields_count_against_agreement():
+    assert field_agreement({"a": 1, "b": 2}, {"a": 1, "c": 3}) == 1 / 3
+    assert leaves({"items": [{"sku": "x"}, {"sku": "y"}], "empty": []}) == {
+        "items[0].sku": "x", "items[1].sku": "y", "empty": []}
+
+
+def test_named_fields_by_dotted_path():
+    golden = {"customer": {"id": 7}, "items": [{"sku": "x"}]}
+    assert get_path(golden, "items[0].sku") == "x" and get_path(golden, "nope.x") is MISSING
+    assert named_field_mismatches(golden, {"customer": {"id": 8}, "items": [{"sku": "x"}]},
+                                  ("customer.id", "items[0].sku")) == ["field 'customer.id': golden 7, candidate 8"]
+    assert named_field_mismatches(golden, {}, ("customer.id",)) == ["field 'customer.id': golden 7, candidate <missing>"]
