@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .contract import Case, ResolvedContract
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
@@ -255,7 +257,8 @@ class LlmSwapSession:
             result.check_message = _describe(failure)
             raise failure
         if result.exceeded:
-            self._fail(result, "drift beyond tolerance: " + "; ".join(result.exceeded))
+            # Not a failure of the run (``result.failure``): the row is judged by ``exceeded``.
+            pytest.fail("drift beyond tolerance: " + "; ".join(result.exceeded), pytrace=False)
 
     def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
         """The item's golden; the item fails, saying how to record one, when there is none."""
@@ -277,8 +280,6 @@ class LlmSwapSession:
         The checks are the output format, the test function's assertions, then any deepeval metrics,
         whose scores go into ``scores`` when it is given.
         """
-        import pytest
-
         call = dict(kwargs)
         if "output" in call:
             call["output"] = output
@@ -391,8 +392,6 @@ class LlmSwapSession:
 
     @staticmethod
     def _fail(result: CaseResult, message: str) -> Any:
-        import pytest
-
         result.passed = False
         result.failure = message
         pytest.fail(message, pytrace=False)
