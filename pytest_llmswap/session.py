@@ -71,6 +71,7 @@ class LlmSwapSession:
         self.recorded: list[Path] = []
         self.absorbed: list[RunResults] = []
         self.semantic: Any = None
+        self._golden_verdicts: dict[tuple[str, str], bool] = {}
         self.planned = False
         self.report: Any = None
         self.started_at = _now()
@@ -230,7 +231,11 @@ class LlmSwapSession:
         golden = self._require_golden(key, case, result)
         golden_resp = golden.responses[0]
         result.golden = golden.samples
-        result.golden_passed = self._check(contract, case, fn, kwargs, golden_resp, golden_resp) is None
+        verdict_key = (key.nodeid, key.case_id)
+        if verdict_key not in self._golden_verdicts:  # one check of the golden serves every candidate
+            self._golden_verdicts[verdict_key] = self._check(contract, case, fn, kwargs, golden_resp,
+                                                             golden_resp) is None
+        result.golden_passed = self._golden_verdicts[verdict_key]
         answer = self.responses.get(self.requests[key][0].key)
         if not isinstance(answer, Response):
             self._fail(result, f"model call failed: {answer}")

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -115,7 +115,9 @@ class Response:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "text": self.text, "model": self.model, "usage": asdict(self.usage),
+            "text": self.text, "model": self.model,
+            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                      "reasoning_tokens": self.usage.reasoning_tokens},
             "latency_s": self.latency_s, "cost_usd": self.cost_usd, "finish_reason": self.finish_reason,
         }
         if self.logprobs is not None:
