@@ -11,7 +11,7 @@ from .config import ConfigError, load_config
 from .models.executor import ExecutionSettings
 from .models.spec import SpecError, parse_spec
 from .session import RECORD_MODES, RunOptions
-from .types import ModelSpec
+from .types import ModelCallError, ModelSpec
 
 
 def _get(config: pytest.Config, option: str, ini: str) -> Any:
@@ -85,8 +85,16 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
 
 
 def _check_callable(spec: ModelSpec) -> None:
-    """A model that will be called must be reachable in principle: known provider, key present."""
+    """A model that will be called must be reachable in principle: known provider and key, or a local
+    checkpoint on a device this machine has."""
     if spec.kind == "litellm":
         from .models.litellm_backend import check_spec
 
         check_spec(spec)
+    elif spec.kind == "hf":
+        from .models.hf import check_spec as check_hf
+
+        try:
+            check_hf(spec)
+        except ModelCallError as exc:
+            raise ValueError(str(exc)) from None

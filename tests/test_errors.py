@@ -128,3 +128,24 @@ def test_record_of_a_model_error_fails_the_item_and_writes_no_golden(suite, monk
     result.stdout.fnmatch_lines(["*recording failed: openai/gpt-4o-mini: *Error after 2 attempt(s)*"])
     assert "sk-test-not-a-real-key-000" not in result.stdout.str()
     assert not list(pytester.path.glob("__llm_goldens__/*.json"))
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("hf:./no-such-model-folder", "ERROR: *hf model folder does not exist: */no-such-model-folder"),
+    ("hf:{teacher}?quant=bnb4", "ERROR: hf model *teacher: quant=bnb4 needs a CUDA GPU and torch sees none"),
+])
+def test_local_model_problems_stop_the_run_before_any_test(suite, spec, expected):
+    import importlib.util
+    from pathlib import Path
+
+    if "bnb4" in spec:
+        if importlib.util.find_spec("torch") is None:
+            pytest.skip("torch is not installed")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    teacher = Path(__file__).resolve().parents[1] / "examples" / "models" / "teacher"
+    result = suite().runpytest_subprocess("--candidate-model", spec.format(teacher=teacher))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])

@@ -86,6 +86,22 @@ def _check_folder(folder: Path) -> None:
         raise ModelCallError(f"hf model folder has no tokenizer ({', '.join(tokenizer_files)}): {folder}")
 
 
+def check_spec(spec: ModelSpec) -> None:
+    """Fail before any test runs when the folder is not a checkpoint or CUDA is asked for and absent.
+
+    Imports torch only when the spec asks for CUDA.
+    """
+    if _is_local(spec.target):
+        _check_folder(Path(spec.target).expanduser().resolve())
+    options = spec.option_dict
+    if options.get("device") == "cuda" or options.get("quant") in ("bnb8", "bnb4"):
+        import torch
+
+        if not torch.cuda.is_available():
+            asked = f"quant={options['quant']}" if options.get("quant") in ("bnb8", "bnb4") else "device=cuda"
+            raise ModelCallError(f"hf model {spec.target}: {asked} needs a CUDA GPU and torch sees none")
+
+
 def _weights_digest(folder: Path) -> str:
     """Short sha256 over the weight files, so a golden names the exact checkpoint; cached by size and mtime."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
