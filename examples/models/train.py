@@ -206,25 +206,36 @@ def tiny_llama(tok, hidden: int, intermediate: int, layers: int) -> LlamaForCaus
     ))
 
 
-def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
-    torch.manual_seed(SEED)
-    model = tiny_llama(tok, hidden=64, intermediate=128, layers=2)
-    log(f"teacher: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(tok)}")
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    rng = random.Random(SEED)
+def fit(model: LlamaForCausalLM, data, steps: int, lr: float, seed: int, loss_fn, name: str, log) -> LlamaForCausalLM:
+    """AdamW with the warm-up/cosine schedule on batches of 32; ``loss_fn(model, batch)`` returns
+    ``(loss, message)``, the message logged every 100 steps."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    rng = random.Random(seed)
     model.train()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, 3e-3)
-        inputs, mask, labels = collate(rng.sample(data, 32), tok.pad_token_id)
-        loss = model(input_ids=inputs, attention_mask=mask, labels=labels).loss
+            group["lr"] = lr_at(step, steps, lr)
+        loss, message = loss_fn(model, collate(rng.sample(data, 32), model.config.pad_token_id))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == steps - 1:
-            log(f"  teacher step {step:4d} loss {loss.item():.4f}")
+            log(f"  {name} step {step:4d} {message()}")
     return model.eval()
+
+
+def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
+    torch.manual_seed(SEED)
+    model = tiny_llama(tok, hidden=64, intermediate=128, layers=2)
+    log(f"teacher: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(tok)}")
+
+    def loss_fn(model, batch):
+        inputs, mask, labels = batch
+        loss = model(input_ids=inputs, attention_mask=mask, labels=labels).loss
+        return loss, lambda: f"loss {loss.item():.4f}"
+
+    return fit(model, data, steps, 3e-3, SEED, loss_fn, "teacher", log)
 
 
 def distil_student(tok, teacher, data, steps: int, log) -> LlamaForCausalLM:
@@ -232,13 +243,9 @@ def distil_student(tok, teacher, data, steps: int, log) -> LlamaForCausalLM:
     torch.manual_seed(SEED + 1)
     model = tiny_llama(tok, hidden=48, intermediate=96, layers=1)
     log(f"student: {sum(p.numel() for p in model.parameters()):,} parameters")
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.01)
-    rng = random.Random(SEED + 1)
-    model.train()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, 4e-3)
-        inputs, mask, labels = collate(rng.sample(data, 32), tok.pad_token_id)
+
+    def loss_fn(model, batch):
+        inputs, mask, labels = batch
         out = model(input_ids=inputs, attention_mask=mask, labels=labels)
         with torch.no_grad():
             t_logits = teacher(input_ids=inputs, attention_mask=mask).logits
@@ -247,14 +254,9 @@ def distil_student(tok, teacher, data, steps: int, log) -> LlamaForCausalLM:
         s_logp = F.log_softmax(out.logits[:, :-1][scored], dim=-1)
         t_logp = F.log_softmax(t_logits[:, :-1][scored], dim=-1)
         kl = F.kl_div(s_logp, t_logp, log_target=True, reduction="batchmean")
-        loss = out.loss + kl
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 100 == 0 or step == steps - 1:
-            log(f"  student step {step:4d} ce {out.loss.item():.4f} kl {kl.item():.4f}")
-    return model.eval()
+        return out.loss + kl, lambda: f"ce {out.loss.item():.4f} kl {kl.item():.4f}"
+
+    return fit(model, data, steps, 4e-3, SEED + 1, loss_fn, "student", log)
 
 
 def save(model: LlamaForCausalLM, tok: PreTrainedTokenizerFast, folder: Path) -> None:
