@@ -30,7 +30,7 @@ class RunReport:
             metrics = c["metrics"]
             parts = [f"mean {m} {metrics[m]['mean']:.3f}" for m in ("edit", "fields", "semantic")
                      if metrics.get(m, {}).get("mean") is not None]
-            cost = "n/a" if c["cost_usd"] is None else f"${c['cost_usd']:.3g}"
+            cost = "n/a" if c["cost_usd"] is None else f"${c['cost_usd']:,.6f}"
             lines.append(f"  {', '.join(parts) or 'no drift metrics'}; {c['total_tokens']} tokens, cost {cost}")
         if self.results.stale_goldens:
             lines.append(f"stale goldens (prompt changed; re-record with --llmswap-record new): "
