@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import cost
+from .drift import tokens
 from .report.results import CaseResult, RunResults
+from .types import Response
 
 
 def summarize(results: RunResults) -> dict[str, Any]:
@@ -57,8 +59,7 @@ def _candidate(cases: list[CaseResult]) -> dict[str, Any]:
         "exceeded": sum(bool(c.exceeded) for c in cases),
         "drifted": _drifted(cases),
         "noise": stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]).to_dict(),
-        "tokens_per_passed_check": (sum(o.get("usage", {}).get("output_tokens", 0) for o in outputs) / passed
-                                    if passed else None),
+        "tokens_per_passed_check": tokens.tokens_per_passed_check(map(Response.from_dict, outputs), passed),
         "errors": sum(c.output is None for c in cases),
         "metrics": _metrics(cases),
         **_usage(outputs),
@@ -126,16 +127,14 @@ def _interval(interval: Any) -> list[float]:
 
 
 def _usage(responses: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    import numpy as np
-
     rows = list(responses)
-    latencies = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
+    latency = tokens.latency_summary(r.get("latency_s") for r in rows)
     costs = [r["cost_usd"] for r in rows if r.get("cost_usd") is not None]
     out_tokens = [r.get("usage", {}).get("output_tokens", 0) for r in rows]
     total = sum(r.get("usage", {}).get("input_tokens", 0) for r in rows) + sum(out_tokens)
     return {
-        "latency_p50": float(np.percentile(latencies, 50)) if latencies else None,
-        "latency_p95": float(np.percentile(latencies, 95)) if latencies else None,
+        "latency_p50": latency.p50,
+        "latency_p95": latency.p95,
         "tokens_per_task": _mean(out_tokens),
         "total_tokens": int(total),
         "cost_usd": float(sum(costs)) if costs else None,

@@ -57,19 +57,20 @@ class Executor:
     def run(self, requests: Iterable[Request], *, fresh: bool = False) -> dict[str, Response | ModelCallError]:
         """Answer every request. ``fresh`` ignores responses cached by earlier runs (re-recording)."""
         results: dict[str, Response | ModelCallError] = {}
-        todo: dict[str, list[Request]] = defaultdict(list)
+        todo: dict[str, dict[str, Request]] = defaultdict(dict)  # per model, the requests to call, by key
         for req in requests:
             key = req.key
-            if key in results:
+            if key in results or key in todo[req.model.identity]:
                 continue
             cached = self.cache.get(key, this_run_only=fresh) if self.cache else None
             if cached is not None:
                 results[key] = cached
             else:
-                todo[req.model.identity].append(req)
-                results[key] = ModelCallError("not executed")
+                todo[req.model.identity][key] = req
         for batch in todo.values():
-            unique = list({r.key: r for r in batch}.values())
+            if not batch:
+                continue
+            unique = list(batch.values())
             try:
                 answers: list[Any] = self.backend(unique[0].model).complete(unique)
             except Exception as exc:  # a backend that cannot start fails its requests, not the session
