@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from .files import OutputWriteError, write_text
 from .types import Response, public_params
 
 GOLDEN_FORMAT_VERSION = 1
@@ -45,9 +45,16 @@ class GoldenCase:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GoldenCase:
-        return cls(prompt_hash=data["prompt_hash"], variables=data.get("variables", {}),
+        """Raises KeyError/TypeError/ValueError for a case that is not a golden (the loader names the file)."""
+        samples = data["samples"]
+        if not isinstance(samples, list) or not samples:
+            raise ValueError("'samples' must be a non-empty list")
+        for i, sample in enumerate(samples):
+            if not isinstance(sample, dict) or not isinstance(sample.get("text"), str):
+                raise ValueError(f"sample {i + 1} has no 'text' string")
+        return cls(prompt_hash=str(data["prompt_hash"]), variables=data.get("variables", {}),
                    messages=data.get("messages", []), model=data.get("model", ""), params=data.get("params", {}),
-                   samples=list(data["samples"]), recorded_at=data.get("recorded_at", ""))
+                   samples=list(samples), recorded_at=data.get("recorded_at", ""))
 
 
 def golden_path(module_path: Path) -> Path:
@@ -61,6 +68,8 @@ def load_golden_file(path: Path) -> dict[str, dict[str, GoldenCase]]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GoldenFormatError(f"golden file {path} cannot be read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GoldenFormatError(f"golden file {path} is not valid JSON ({exc}); restore it from version "
                                 "control or delete it and re-record") from None
@@ -69,12 +78,20 @@ def load_golden_file(path: Path) -> dict[str, dict[str, GoldenCase]]:
     if data["format_version"] > GOLDEN_FORMAT_VERSION:
         raise GoldenFormatError(f"golden file {path} has format version {data['format_version']}, newer than "
                                 f"this pytest-llmswap reads ({GOLDEN_FORMAT_VERSION}); upgrade pytest-llmswap")
-    try:
-        return {key: {cid: GoldenCase.from_dict(c) for cid, c in contract["cases"].items()}
-                for key, contract in data.get("contracts", {}).items()}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise GoldenFormatError(f"golden file {path} is malformed (missing or wrong field {exc}); restore it "
-                                "from version control or re-record") from None
+    contracts: dict[str, dict[str, GoldenCase]] = {}
+    raw = data.get("contracts") or {}
+    for key, contract in (raw.items() if isinstance(raw, dict) else [("contracts", None)]):
+        if not isinstance(contract, dict) or not isinstance(contract.get("cases"), dict):
+            raise GoldenFormatError(f"golden file {path} is malformed at {key} (no 'cases' object); restore it "
+                                    "from version control or re-record it")
+        for cid, case in contract["cases"].items():
+            try:
+                contracts.setdefault(key, {})[cid] = GoldenCase.from_dict(case)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise GoldenFormatError(f"golden file {path} is malformed at {key}[{cid}] ({detail}); restore "
+                                        "it from version control or re-record it") from None
+    return contracts
 
 
 def dump_golden_file(contracts: dict[str, dict[str, GoldenCase]]) -> str:
@@ -102,19 +119,8 @@ def _pretty(value: Any, depth: int, width: int = 200) -> str:
     return "[\n" + ",\n".join(items) + f"\n{pad}]"
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Until reporting.py imports files.write_text itself.
+atomic_write = write_text
 
 
 def _lock_for(path: Path) -> FileLock:
@@ -130,6 +136,7 @@ class GoldenStore:
     _files: dict[Path, dict[str, dict[str, GoldenCase]]] = field(default_factory=dict)
     _pending: dict[Path, dict[tuple[str, str], GoldenCase]] = field(default_factory=dict)
     _paths: dict[Path, Path] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)  # every file flushed, also when a later one failed
 
     def contracts(self, module_path: Path) -> dict[str, dict[str, GoldenCase]]:
         """All goldens of a test module (raises GoldenFormatError for a bad file)."""
@@ -150,15 +157,30 @@ class GoldenStore:
         self._pending.setdefault(path, {})[(key, case_id)] = case
 
     def flush(self) -> list[Path]:
-        """Merge staged recordings into each file as it is on disk now (other workers may have written)."""
-        written = []
-        for path, staged in self._pending.items():
-            with _lock_for(path):
-                current = load_golden_file(path)
-                for (key, case_id), case in staged.items():
-                    current.setdefault(key, {})[case_id] = case
-                atomic_write(path, dump_golden_file(current))
-                self._files[path] = current
+        """Merge staged recordings into each file as it is on disk now (other workers may have written).
+
+        Every file that can be written is; then the first failure is raised as one line (an
+        :class:`OutputWriteError` or :class:`GoldenFormatError` naming the file), and what could not be
+        written stays staged.
+        """
+        written: list[Path] = []
+        failures: list[OutputWriteError | GoldenFormatError] = []
+        for path, staged in list(self._pending.items()):
+            try:
+                with _lock_for(path):
+                    current = load_golden_file(path)
+                    for (key, case_id), case in staged.items():
+                        current.setdefault(key, {})[case_id] = case
+                    write_text(path, dump_golden_file(current))
+                    self._files[path] = current
+            except (OutputWriteError, GoldenFormatError) as exc:
+                failures.append(exc)
+                continue
+            del self._pending[path]
             written.append(path)
-        self._pending.clear()
+        self.written.extend(written)
+        if len(failures) > 1:
+            raise GoldenFormatError(f"{failures[0]} (and {len(failures) - 1} more golden file(s))")
+        if failures:
+            raise failures[0]
         return written

@@ -15,8 +15,9 @@ from typing import Any
 
 # Parameter names whose values are credentials: never hashed, written or logged.
 SECRET_PARAMS = frozenset(
-    {"api_key", "api_token", "token", "authorization", "headers", "extra_headers", "aws_secret_access_key",
-     "aws_session_token", "azure_ad_token", "vertex_credentials"}
+    {"api_key", "api_token", "token", "authorization", "headers", "extra_headers", "aws_access_key_id",
+     "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_credentials", "client_secret",
+     "password"}
 )
 
 
@@ -26,18 +27,54 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$", re.IGNORECASE)
+_SECRET_PATTERNS = (
+    # A credential header, with or without a scheme: "Authorization: Bearer x", '"x-api-key": "x"'.
+    (re.compile(r"(?i)((?:authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key|"
+                r"ocp-apim-subscription-key)[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)"
+                r"[^\s\"',;&}]{4,}"), r"\1***"),
+    (re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1***"),
+    # Keys in query strings and passwords in URLs.
+    (re.compile(r"(?i)([?&](?:api[_-]?key|key|access[_-]?token|token|sig|signature|secret|password|code)=)"
+                r"[^&\s\"'#]+"), r"\1***"),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
+)
+
+
+def secret_values(params: dict[str, Any]) -> tuple[str, ...]:
+    """Every credential value in call parameters: credential-named params, and each value of a header dict."""
+    found: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+        elif value is not None and not isinstance(value, bool):
+            found.append(str(value))
+
+    for name, value in params.items():
+        if name.lower() in SECRET_PARAMS or _SECRET_ENV.search(name):
+            collect(value)
+    return tuple(found)
 
 
 def redact(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with credential values from the environment (``*_API_KEY``, ``*_TOKEN``, ...) masked.
+    """``text`` with every credential masked: ``extra_secrets`` (see :func:`secret_values`), credential
+    values from the environment (``*_API_KEY``, ``*_TOKEN``, ...), credential headers, keys in query
+    strings and passwords in URLs.
 
     Provider error messages sometimes echo a request; this keeps keys out of reports and logs.
     """
     secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8]
-    secrets += [s for s in extra_secrets if s and len(s) >= 8]
-    for value in sorted(secrets, key=len, reverse=True):
+    # Explicit credentials are masked even when short; a 1-3 character value would mask ordinary text.
+    secrets += [s for s in extra_secrets if s and len(s) >= 4]
+    for value in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(value, "***")
-    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}", r"\1***", text)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class OutputFormatError(AssertionError):
@@ -182,6 +219,8 @@ class Request:
     messages: tuple[tuple[str, str], ...]  # (role, content)
     params: tuple[tuple[str, Any], ...] = ()
     sample: int = 0
+    # An empty answer is a failed call unless the contract expects empty output; not part of ``key``.
+    allow_empty: bool = field(default=False, compare=False)
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -200,4 +239,5 @@ class Request:
 
 
 class ModelCallError(Exception):
-    """A model call that failed after retries; the item that needed it fails with this message."""
+    """A model call that failed after retries (or an empty answer); the item that needed it fails with
+    this one-line, redacted message."""

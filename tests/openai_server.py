@@ -1,8 +1,19 @@
-"""A small OpenAI-compatible chat server on 127.0.0.1 for tests: canned answers, latency and faults."""
+"""A fault-injecting OpenAI-compatible chat server on 127.0.0.1 for tests.
+
+Answers ``POST /v1/chat/completions`` with ``answer(prompt)``: a string (the message content) or a dict
+(the whole message, e.g. ``{"content": None, "tool_calls": [...]}``). ``"stream": true`` requests get the
+answer as server-sent events. Faults are injected from a queue (``faults``: one per request, before any
+answer) and per prompt (``fault_for(prompt)``: the fault for every request with that prompt, or None).
+
+A fault is an HTTP status code (``429``, ``500``, ``503``...) or one of :data:`FAULTS`;
+``"429:retry-after=3"`` adds a ``Retry-After`` header (seconds, or an HTTP date when not a number).
+"""
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,76 +21,196 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+Fault = int | str
+Answer = str | dict[str, Any]
+
+# What each named fault sends instead of a good answer.
+FAULTS = {
+    "timeout": "never answers within any sane timeout (sleeps until the server stops)",
+    "reset": "sends the headers and half of the body, then resets the connection (RST)",
+    "malformed_json": "200 with a body that is not JSON",
+    "no_choices": "200 with a completion object without `choices`",
+    "empty_choices": "200 with `choices: []`",
+    "html": "200 with an HTML error page (text/html)",
+    "empty_body": "200 with an empty body",
+    "empty_content": "200 with `content: \"\"`",
+    "null_content": "200 with `content: null`",
+}
+
 
 class ChatServer:
-    """Answers ``POST /v1/chat/completions`` with ``answer(prompt)``.
+    """The server; ``seen`` keeps every request's headers and body, ``answered`` the prompts served 200 OK.
 
-    ``faults`` is a list of HTTP status codes returned, one per request, before answers are served
-    (429/500 test retries). ``delay_s`` sleeps before answering (timeouts, concurrency). Every request's
-    headers and body are kept in ``seen`` so tests can check what was sent.
+    ``delay_s`` sleeps before answering (timeouts, concurrency); ``in_flight`` / ``max_in_flight`` count
+    requests being served at once; ``hold_after=N`` answers N good requests, then holds the others
+    until ``release`` is set (a test can then kill a client at a known point).
     """
 
-    def __init__(self, answer: Callable[[str], str], model: str = "test-model-2026-01-01",
-                 delay_s: float = 0.0, faults: list[int] | None = None) -> None:
+    def __init__(self, answer: Callable[[str], Answer], model: str = "test-model-2026-01-01",
+                 delay_s: float = 0.0, faults: list[Fault] | None = None,
+                 fault_for: Callable[[str], Fault | None] | None = None, hold_after: int | None = None) -> None:
         self.answer = answer
         self.model = model
         self.delay_s = delay_s
         self.faults = list(faults or [])
+        self.fault_for = fault_for
+        self.hold_after = hold_after
+        self.release = threading.Event()
+        self.stopping = threading.Event()
         self.seen: list[dict[str, Any]] = []
+        self.answered: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def prompts(self) -> list[str]:
+        """The last user message of every request received, in order."""
+        return [s["body"]["messages"][-1]["content"] for s in self.seen]
+
+    def _next_fault(self, prompt: str) -> Fault | None:
+        with self._lock:
+            if self.faults:
+                return self.faults.pop(0)
+        return self.fault_for(prompt) if self.fault_for else None
+
+    def _hold(self) -> None:
+        with self._lock:
+            hold = self.hold_after is not None and len(self.answered) >= self.hold_after
+        if hold:
+            self.release.wait()
+
+    def completion(self, prompt: str, message: dict[str, Any]) -> dict[str, Any]:
+        words = len(prompt.split())
+        out = len(str(message.get("content") or "").split())
+        return {"id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": self.model,
+                "choices": [{"index": 0, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                             "message": {"role": "assistant", **message}}],
+                "usage": {"prompt_tokens": words, "completion_tokens": out, "total_tokens": words + out}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real providers do
+
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                prompt = str(body["messages"][-1]["content"])
                 with server._lock:
                     server.seen.append({"headers": dict(self.headers), "body": body})
-                    fault = server.faults.pop(0) if server.faults else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
+                    fault = server._next_fault(prompt)
                     if server.delay_s:
                         time.sleep(server.delay_s)
                     if fault is not None:
-                        self._send(fault, {"error": {"message": f"injected fault {fault}", "type": "server_error"}})
+                        self._fault(fault, prompt)
                         return
-                    prompt = body["messages"][-1]["content"]
-                    text = server.answer(prompt)
-                    words = len(prompt.split())
-                    self._send(200, {
-                        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
-                        "model": server.model,
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": words, "completion_tokens": len(text.split()),
-                                  "total_tokens": words + len(text.split())},
-                    })
+                    server._hold()
+                    answer = server.answer(prompt)
+                    message = answer if isinstance(answer, dict) else {"content": answer}
+                    if body.get("stream"):
+                        self._stream(server.completion(prompt, message))
+                    else:
+                        self._send(200, json.dumps(server.completion(prompt, message)).encode())
+                    with server._lock:
+                        server.answered.append(prompt)
                 finally:
                     with server._lock:
                         server.in_flight -= 1
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
+            def _fault(self, fault: Fault, prompt: str) -> None:
+                code, _, option = str(fault).partition(":")
+                if code.isdigit():
+                    headers = {"Retry-After": option.split("=", 1)[1]} if option.startswith("retry-after=") else {}
+                    error = {"error": {"message": f"injected fault {code}", "type": "server_error"}}
+                    self._send(int(code), json.dumps(error).encode(), headers=headers)
+                elif code == "timeout":
+                    server.stopping.wait()
+                elif code == "reset":
+                    self._reset(json.dumps(server.completion(prompt, {"content": "cut short"})).encode())
+                elif code == "html":
+                    self._send(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+                elif code in ("malformed_json", "empty_body"):
+                    self._send(200, b'{"id": "chatcmpl-test", "choices": [' if code == "malformed_json" else b"")
+                else:
+                    self._send(200, json.dumps(self._broken_completion(code, prompt)).encode())
+
+            def _broken_completion(self, code: str, prompt: str) -> dict[str, Any]:
+                if code not in FAULTS:
+                    raise ValueError(f"unknown fault {code!r}; use a status code or one of {sorted(FAULTS)}")
+                data = server.completion(prompt, {"content": None if code == "null_content" else ""})
+                if code == "no_choices":
+                    del data["choices"]
+                elif code == "empty_choices":
+                    data["choices"] = []
+                return data
+
+            def _reset(self, data: bytes) -> None:
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+
+            def _stream(self, completion: dict[str, Any]) -> None:
+                message = completion["choices"][0]["message"]
+                chunks = [{"role": "assistant", "content": ""}]
+                chunks += [{"content": w} for w in _pieces(message.get("content") or "")]
+                if message.get("tool_calls"):
+                    chunks.append({"tool_calls": [dict(c, index=i) for i, c in enumerate(message["tool_calls"])]})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                base = {k: completion[k] for k in ("id", "created", "model")}
+                for delta in chunks:
+                    event = {**base, "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                last = {**base, "object": "chat.completion.chunk", "usage": completion["usage"],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": completion["choices"][0]["finish_reason"]}]}
+                self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+            def _send(self, status: int, data: bytes, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
         return Handler
 
 
+def _pieces(text: str) -> list[str]:
+    """The text in word-sized pieces that concatenate back to it exactly."""
+    pieces, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            pieces.append(text[start:i])
+            start = i
+    return pieces + ([text[start:]] if text[start:] else [])
+
+
 @contextmanager
-def chat_server(answer: Callable[[str], str], **kwargs: Any) -> Iterator[ChatServer]:
+def chat_server(answer: Callable[[str], Answer], **kwargs: Any) -> Iterator[ChatServer]:
     """Run a :class:`ChatServer` in a background thread for the duration of the block."""
     server = ChatServer(answer, **kwargs)
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
@@ -87,5 +218,7 @@ def chat_server(answer: Callable[[str], str], **kwargs: Any) -> Iterator[ChatSer
     try:
         yield server
     finally:
+        server.stopping.set()
+        server.release.set()
         server.httpd.shutdown()
         server.httpd.server_close()

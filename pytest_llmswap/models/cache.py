@@ -1,44 +1,104 @@
-"""The on-disk response cache, keyed by request hash: a re-run or a resumed run calls no model."""
+"""The response store: every answer on disk as soon as it arrives, shared by threads, xdist workers and processes.
+
+One SQLite database in WAL mode per cache folder: each ``put`` is its own committed transaction, so a
+run killed at any moment keeps every answer it received, and a rerun calls only what was never
+answered. Responses are stored as ASCII JSON, so any text (lone surrogates, NUL) round-trips exactly.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+import tempfile
+import threading
 from pathlib import Path
 
 from filelock import FileLock
 
-from ..golden import atomic_write
+from ..files import OutputWriteError
 from ..types import Response
+
+DB_NAME = "responses.sqlite3"
 
 
 class ResponseCache:
-    """One JSON file per request key. ``run_id`` tags entries so a run can ignore older ones.
+    """Responses by request key. ``run_id`` tags entries so a run can ignore older ones (re-recording).
 
     Responses hold no credentials (``Request.key`` hashes only public parameters), so nothing secret
-    reaches the disk.
+    reaches the disk. Safe to use from several threads: each thread gets its own connection.
     """
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.directory = directory
         self.run_id = run_id
+        self.path = directory / DB_NAME
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    @classmethod
+    def ephemeral(cls, run_id: str) -> ResponseCache:
+        """A store for one run only (``--llmswap-no-cache``): in the temp dir, keyed by the run id, so the
+        xdist workers of that run share it; whoever created it calls :meth:`remove` at the end."""
+        return cls(Path(tempfile.gettempdir()) / f"llmswap-run-{run_id}", run_id)
 
     def lock(self) -> FileLock:
-        """An inter-process lock held while a session executes its requests."""
+        """An inter-process lock held while a session executes its requests (xdist workers wait, then
+        find every answer in the store)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         return FileLock(self.directory / ".execute.lock")
 
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Autocommit: every put is committed (and survives kill -9) before put returns.
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable across process crashes
+            conn.execute("CREATE TABLE IF NOT EXISTS responses "
+                         "(key TEXT PRIMARY KEY, run_id TEXT NOT NULL, response TEXT NOT NULL)")
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
 
     def get(self, key: str, *, this_run_only: bool = False) -> Response | None:
-        path = self._path(key)
+        """The stored response for ``key`` (only one stored by this run when ``this_run_only``), or None."""
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            row = self._db().execute("SELECT run_id, response FROM responses WHERE key = ?", (key,)).fetchone()
+        except (sqlite3.Error, OSError):
+            return None  # an unreadable store is a miss; put says what is wrong with it
+        if row is None or (this_run_only and row[0] != self.run_id):
             return None
-        if this_run_only and entry.get("run_id") != self.run_id:
-            return None
-        return Response.from_dict(entry["response"])
+        return Response.from_dict(json.loads(row[1]))
 
     def put(self, key: str, response: Response) -> None:
-        atomic_write(self._path(key), json.dumps({"run_id": self.run_id, "response": response.to_dict()}))
+        """Store one response now; raises :class:`OutputWriteError` naming the database when it cannot."""
+        data = json.dumps(response.to_dict(), ensure_ascii=True, sort_keys=True)
+        try:
+            self._db().execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self.run_id, data))
+        except (sqlite3.Error, OSError) as exc:
+            raise OutputWriteError(self.path, f"{exc}; free space, fix its permissions, or pass "
+                                              "--llmswap-cache-dir / --llmswap-no-cache") from None
+
+    def count(self) -> int:
+        """How many responses are stored (for tests and diagnostics)."""
+        try:
+            return int(self._db().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        except (sqlite3.Error, OSError):
+            return 0
+
+    def close(self) -> None:
+        """Close every thread's connection (a connection of a finished thread is closed from here)."""
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def remove(self) -> None:
+        """Close the store and delete its folder (for :meth:`ephemeral` stores, at the end of the run)."""
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,16 +1,23 @@
-"""Executes every planned request of a session: cache first, then one batched call per model."""
+"""Executes every planned request of a session: the store first, then the models, concurrently.
+
+Each model's batch runs in its own thread (local ``hf`` models share one thread, one model at a time,
+so two checkpoints never compete for memory); every answer is persisted the moment it arrives.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from ..cost import call_cost
-from ..types import ModelCallError, ModelSpec, Request, Response, redact
+from ..files import OutputWriteError
+from ..types import ModelCallError, ModelSpec, Request, Response, redact, secret_values
 from .base import Backend
 from .cache import ResponseCache
+
+Answer = Response | ModelCallError
+OnAnswer = Callable[[Request, Answer], None]
 
 
 @dataclass(frozen=True)
@@ -41,46 +48,109 @@ def make_backend(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
 
 
 class Executor:
-    """Answers requests, reusing cached responses; keeps one backend per model for the session."""
+    """Answers requests, reusing stored responses; keeps one backend per model for the session.
+
+    ``calls`` counts the requests sent to models (store misses). ``store_error`` is the first failure to
+    persist an answer (one line naming the store); the run goes on without persisting further answers.
+    """
 
     def __init__(self, cache: ResponseCache | None, settings: ExecutionSettings) -> None:
         self.cache = cache
         self.settings = settings
         self.backends: dict[str, Backend] = {}
         self.calls = 0
+        self.store_error: OutputWriteError | None = None
+        self._lock = threading.RLock()
 
     def backend(self, spec: ModelSpec) -> Backend:
-        if spec.identity not in self.backends:
-            self.backends[spec.identity] = make_backend(spec, self.settings)
-        return self.backends[spec.identity]
+        with self._lock:
+            if spec.identity not in self.backends:
+                self.backends[spec.identity] = make_backend(spec, self.settings)
+            return self.backends[spec.identity]
 
-    def run(self, requests: Iterable[Request], *, fresh: bool = False) -> dict[str, Response | ModelCallError]:
-        """Answer every request. ``fresh`` ignores responses cached by earlier runs (re-recording)."""
-        results: dict[str, Response | ModelCallError] = {}
-        todo: dict[str, dict[str, Request]] = defaultdict(dict)  # per model, the requests to call, by key
+    def run(self, requests: Iterable[Request], *, fresh: bool = False,
+            on_answer: OnAnswer | None = None) -> dict[str, Answer]:
+        """Answer every request, keyed by ``Request.key``. ``fresh`` ignores responses stored by earlier runs
+        (re-recording). ``on_answer`` is called once per unique request as its answer arrives (stored
+        answers first), from any thread, one call at a time."""
+        results: dict[str, Answer] = {}
+        todo: dict[str, dict[str, Request]] = {}  # per model, the requests to call, by key
         for req in requests:
             key = req.key
-            if key in results or key in todo[req.model.identity]:
+            if key in results or key in todo.get(req.model.identity, {}):
                 continue
-            cached = self.cache.get(key, this_run_only=fresh) if self.cache else None
-            if cached is not None:
-                results[key] = cached
+            stored = self.cache.get(key, this_run_only=fresh) if self.cache else None
+            if stored is not None:
+                results[key] = stored
+                if on_answer is not None:
+                    on_answer(req, stored)
             else:
-                todo[req.model.identity][key] = req
+                todo.setdefault(req.model.identity, {})[key] = req
+        lanes: list[list[list[Request]]] = []
+        local: list[list[Request]] = []
         for batch in todo.values():
-            if not batch:
-                continue
             unique = list(batch.values())
-            try:
-                answers: list[Any] = self.backend(unique[0].model).complete(unique)
-            except Exception as exc:  # a backend that cannot start fails its requests, not the session
-                answers = [ModelCallError(redact(f"{unique[0].model.name}: {type(exc).__name__}: {exc}"))] * len(unique)
-            self.calls += len(unique)
-            prices = unique[0].model.prices.__dict__ if unique[0].model.prices else None
-            for req, answer in zip(unique, answers):
-                if isinstance(answer, Response) and prices:
-                    answer = replace(answer, cost_usd=call_cost(answer.to_dict(), prices))
-                results[req.key] = answer
-                if self.cache is not None and isinstance(answer, Response):
-                    self.cache.put(req.key, answer)
+            if unique[0].model.kind == "hf":
+                local.append(unique)
+            else:
+                lanes.append([unique])
+        if local:
+            lanes.append(local)
+        self._run_lanes(lanes, results, on_answer)
         return results
+
+    def _run_lanes(self, lanes: list[list[list[Request]]], results: dict[str, Answer],
+                   on_answer: OnAnswer | None) -> None:
+        """Run each lane (its batches one after another) in its own thread; re-raise a lane's crash here."""
+        crashes: list[BaseException] = []
+
+        def lane(batches: list[list[Request]]) -> None:
+            try:
+                for batch in batches:
+                    self._run_batch(batch, results, on_answer)
+            except BaseException as exc:  # re-raised in the calling thread, which pytest is watching
+                crashes.append(exc)
+
+        if len(lanes) == 1:
+            lane(lanes[0])
+        else:
+            # Daemon threads: Ctrl-C ends the run at once; every answer received so far is already stored.
+            threads = [threading.Thread(target=lane, args=(b,), daemon=True, name="llmswap-model") for b in lanes]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if crashes:
+            raise crashes[0]
+
+    def _run_batch(self, unique: list[Request], results: dict[str, Answer], on_answer: OnAnswer | None) -> None:
+        spec = unique[0].model
+
+        def deliver(index: int, answer: Answer) -> None:
+            req = unique[index]
+            with self._lock:
+                if req.key in results:
+                    return
+                results[req.key] = answer
+                self.calls += 1
+                if isinstance(answer, Response):
+                    self._persist(req.key, answer)
+                if on_answer is not None:
+                    on_answer(req, answer)
+
+        try:
+            answers: list[Any] = self.backend(spec).complete(unique, on_answer=deliver)
+        except Exception as exc:  # a backend that cannot start fails its requests, not the session
+            error = ModelCallError(redact(f"{spec.name}: {type(exc).__name__}: {exc}".splitlines()[0],
+                                          secret_values(spec.param_dict)))
+            answers = [error] * len(unique)
+        for i, answer in enumerate(answers):  # whatever the backend returned but did not deliver
+            deliver(i, answer)
+
+    def _persist(self, key: str, answer: Response) -> None:
+        if self.cache is None or self.store_error is not None:
+            return
+        try:
+            self.cache.put(key, answer)
+        except OutputWriteError as exc:
+            self.store_error = exc

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
+import email.utils
 import os
 import random
 import time
 from typing import Any
 
-from ..types import ModelCallError, ModelSpec, Request, Response, Usage, redact
+from ..types import ModelCallError, ModelSpec, Request, Response, Usage, redact, secret_values
+from .base import AnswerCallback, empty_answer_message
 
-RETRYABLE = ("RateLimitError", "APIConnectionError", "Timeout", "InternalServerError", "ServiceUnavailableError",
-             "BadGatewayError")
+
+class EmptyAnswer(Exception):
+    """A 200 answer without text (``content`` "" or null, no ``choices``): retried like a 5xx."""
 
 
 def import_litellm() -> Any:
@@ -22,6 +26,35 @@ def import_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     return litellm
+
+
+def retryable(litellm: Any, exc: BaseException) -> bool:
+    """Transient failures, by exception class: rate limits, connection errors and timeouts, 5xx statuses
+    (litellm maps resets and malformed bodies onto InternalServerError), and empty answers."""
+    import openai
+
+    transient = (openai.RateLimitError, openai.APIConnectionError, openai.InternalServerError,
+                 litellm.ServiceUnavailableError, litellm.BadGatewayError, EmptyAnswer)
+    if isinstance(exc, transient):
+        return True
+    return isinstance(exc, openai.APIStatusError) and int(getattr(exc, "status_code", 0) or 0) >= 500
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """The server's ``Retry-After`` (seconds or an HTTP date) on an error response, if it sent one."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers", None)
+    value = next((str(v) for k, v in dict(headers or {}).items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
 
 
 def check_spec(spec: ModelSpec) -> None:
@@ -57,13 +90,22 @@ class LiteLLMBackend:
     def resolved_model_id(self) -> str:
         return self._resolved or self.spec.target
 
-    def complete(self, requests: list[Request]) -> list[Response | ModelCallError]:
-        return asyncio.run(self._complete_all(requests))
+    def complete(self, requests: list[Request],
+                 on_answer: AnswerCallback | None = None) -> list[Response | ModelCallError]:
+        return asyncio.run(self._complete_all(requests, on_answer))
 
-    async def _complete_all(self, requests: list[Request]) -> list[Response | ModelCallError]:
+    async def _complete_all(self, requests: list[Request],
+                            on_answer: AnswerCallback | None) -> list[Response | ModelCallError]:
         litellm = import_litellm()
         gate = asyncio.Semaphore(self.concurrency)
-        return list(await asyncio.gather(*(self._complete_one(litellm, gate, r) for r in requests)))
+
+        async def one(index: int, req: Request) -> Response | ModelCallError:
+            answer = await self._complete_one(litellm, gate, req)
+            if on_answer is not None:
+                on_answer(index, answer)
+            return answer
+
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
     async def _complete_one(self, litellm: Any, gate: asyncio.Semaphore, req: Request) -> Response | ModelCallError:
         kwargs = {**self.spec.param_dict, **req.param_dict}
@@ -76,17 +118,31 @@ class LiteLLMBackend:
                 start = time.perf_counter()
                 try:
                     raw = await litellm.acompletion(model=self.spec.target, messages=req.message_dicts, **kwargs)
-                    return self._response(litellm, raw, time.perf_counter() - start)
+                    return self._response(litellm, raw, time.perf_counter() - start, req)
                 except Exception as exc:  # litellm maps every provider error onto its exception classes
-                    kind = type(exc).__name__
-                    if kind not in RETRYABLE or attempt >= self.retries:
-                        message = f"{self.spec.name}: {kind} after {attempt + 1} attempt(s): {_first_line(exc)}"
-                        return ModelCallError(redact(message, (str(kwargs.get("api_key") or ""),)))
+                    if not retryable(litellm, exc) or attempt >= self.retries:
+                        return self._error(exc, attempt + 1, kwargs)
                     attempt += 1
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1) * (1 + random.random()))
+                    wait = retry_after_s(exc)
+                    if wait is None:  # exponential backoff with jitter, so concurrent retries spread out
+                        wait = self.backoff_s * 2 ** (attempt - 1) * (1 + random.random())
+                    await asyncio.sleep(min(wait, self.timeout_s))
 
-    def _response(self, litellm: Any, raw: Any, latency: float) -> Response:
-        choice = raw.choices[0]
+    def _error(self, exc: Exception, attempts: int, kwargs: dict[str, Any]) -> ModelCallError:
+        if isinstance(exc, EmptyAnswer):
+            message = f"{empty_answer_message(self.spec.name, str(exc))} (after {attempts} attempt(s))"
+        else:
+            message = f"{self.spec.name}: {type(exc).__name__} after {attempts} attempt(s): {_first_line(exc)}"
+        return ModelCallError(redact(message, secret_values(kwargs)))
+
+    def _response(self, litellm: Any, raw: Any, latency: float, req: Request) -> Response:
+        choices = getattr(raw, "choices", None)
+        if not choices:
+            raise EmptyAnswer("no choices")
+        choice = choices[0]
+        text = getattr(getattr(choice, "message", None), "content", None)
+        if not text and not req.allow_empty:
+            raise EmptyAnswer('content ""' if text == "" else "content null")
         usage_raw = getattr(raw, "usage", None)
         details = getattr(usage_raw, "completion_tokens_details", None)
         usage = Usage(input_tokens=int(getattr(usage_raw, "prompt_tokens", 0) or 0),
@@ -97,7 +153,7 @@ class LiteLLMBackend:
         except Exception:  # unmapped model: no price rather than a wrong one (configured prices apply later)
             cost = None
         self._resolved = str(getattr(raw, "model", "") or self.spec.target)
-        return Response(text=choice.message.content or "", model=self._resolved, usage=usage, latency_s=latency,
+        return Response(text=str(text or ""), model=self._resolved, usage=usage, latency_s=latency,
                         cost_usd=cost, finish_reason=getattr(choice, "finish_reason", None))
 
 
