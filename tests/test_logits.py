@@ -14,6 +14,7 @@ from pytest_llmswap.drift.logits import (
     drift_vs_golden,
     kl_per_position,
     logit_drift,
+    logit_drift_many,
     top1_agreement,
     topk_kl_per_position,
 )
@@ -94,17 +95,20 @@ def test_drift_between_full_distributions() -> None:
 
 
 class FakeModel:
-    """Returns fixed arrays, as HFBackend.teacher_forced_logprobs would."""
+    """Returns fixed arrays, as HFBackend.teacher_forced_logprobs_many would."""
 
-    def __init__(self, probs: np.ndarray, vocab: str = "v1") -> None:
-        self.probs, self.vocab, self.calls = probs, vocab, []
+    def __init__(self, probs: np.ndarray, vocab: str = "v1", ident: str = "hf:fake@0") -> None:
+        self.probs, self.vocab, self.ident, self.calls = probs, vocab, ident, []
 
-    def teacher_forced_logprobs(self, messages, answer_text, add_eos=True):
-        self.calls.append((tuple(messages), answer_text, add_eos))
-        return [0, 1, 3], logs(self.probs)
+    def teacher_forced_logprobs_many(self, items):
+        self.calls.extend((tuple(messages), text, add_eos) for messages, text, add_eos in items)
+        return [([0, 1, 3], logs(self.probs)) for _ in items]
 
     def vocab_fingerprint(self) -> str:
         return self.vocab
+
+    def resolved_model_id(self) -> str:
+        return self.ident
 
 
 def test_logit_drift_dispatches_to_golden_or_reference() -> None:
@@ -117,3 +121,48 @@ def test_logit_drift_dispatches_to_golden_or_reference() -> None:
     assert vs_ref.method == "full" and vs_ref.mean_kl == pytest.approx(np.mean([entropy(p, q) for p, q in zip(P, Q)]))
     other = logit_drift(cand, [("user", "hi")], golden, reference=FakeModel(P, vocab="v2"))
     assert other == LogitDrift.not_applicable("tokenizers differ: the two models have different vocabularies")
+
+
+def test_logit_drift_many_scores_all_items_in_one_call_and_skips_unusable_goldens() -> None:
+    golden = golden_from(P, [0, 1, 3])
+    cand = FakeModel(Q)
+    items = [([("user", "a")], golden), ([("user", "b")], Response(text="no log-probs")), ([("user", "c")], golden)]
+    drifts = logit_drift_many(cand, items)
+    assert [c[0] for c in cand.calls] == [(("user", "a"),), (("user", "c"),)]  # no pass for the unusable golden
+    assert drifts[0] == drifts[2] == logit_drift(FakeModel(Q), [("user", "a")], golden)
+    assert not drifts[1].applicable and "no stored log-probs" in drifts[1].reason
+
+
+def test_logit_drift_many_cache_skips_forward_passes_and_is_keyed_by_what_decides_the_result(tmp_path) -> None:
+    golden = golden_from(P, [0, 1, 3])
+    items = [([("user", "a")], golden), ([("user", "b")], golden)]
+    first = logit_drift_many(FakeModel(Q), items, tmp_path)
+    again = FakeModel(Q)
+    assert logit_drift_many(again, items, tmp_path) == first and again.calls == []
+    # Anything that decides the drift misses the cache: the candidate's weights, the prompt, the golden's
+    # text, its log-probs, the reference model.
+    other_golden = golden_from(P, [0, 1, 3], k=3)
+    variants = [(FakeModel(Q, ident="hf:fake@1"), items, None),
+                (FakeModel(Q), [([("user", "z")], golden)], None),
+                (FakeModel(Q), [([("user", "a")], Response(text="y", logprobs=golden.logprobs))], None),
+                (FakeModel(Q), [([("user", "a")], other_golden)], None),
+                (FakeModel(Q), items[:1], FakeModel(P))]
+    for model, variant_items, reference in variants:
+        logit_drift_many(model, variant_items, tmp_path, reference=reference)
+        assert len(model.calls) == len(variant_items)
+    assert (tmp_path / "logit_drift.sqlite3").is_file()
+
+
+def test_logit_drift_many_cache_keeps_not_applicable_and_infinite_results(tmp_path) -> None:
+    golden = golden_from(P, [0, 1, 3])
+    mismatch = FakeModel(Q)
+    mismatch.teacher_forced_logprobs_many = lambda items: [([0, 2], logs(Q[:2])) for _ in items]
+    first = logit_drift_many(mismatch, [([("user", "a")], golden)], tmp_path)
+    assert not first[0].applicable
+    assert logit_drift_many(FakeModel(Q), [([("user", "a")], golden)], tmp_path) == first
+    ruled_out = Q.copy()
+    ruled_out[0] = [0.0, 0.5, 0.5, 0.0]  # the candidate gives the golden's top token zero probability
+    full = logit_drift_many(FakeModel(ruled_out), [([("user", "i")], golden)], tmp_path, reference=FakeModel(P))
+    assert full[0].max_kl == np.inf
+    assert logit_drift_many(FakeModel(ruled_out), [([("user", "i")], golden)], tmp_path,
+                            reference=FakeModel(P)) == full

@@ -4,18 +4,28 @@ Dutta et al. 2024, "Accuracy is Not All You Need": compressed models that keep b
 answers; the KL divergence between the baseline's and the compressed model's next-token distributions, with both
 fed the same tokens, measures that drift directly. Here both are fed the prompt plus the golden answer.
 
-The math here is pure numpy on arrays; running a model (``HFBackend.teacher_forced_logprobs``) is the caller's job.
+The math here is pure numpy on arrays; running a model (``HFBackend.teacher_forced_logprobs_many``, batched) is
+the backend's job. :func:`logit_drift_many` scores a run's items in one batched call and keeps the results in a
+SQLite file, so a cached re-run does no forward pass and loads no model.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..types import Response, TokenLogprob
+from .sqlite_cache import SqliteCache
+
+Messages = Sequence[tuple[str, str]]
+_CACHE_FILE = "logit_drift.sqlite3"
+_CACHE_VERSION = 1  # bump when the scoring changes, so older cached results are not reused
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,12 @@ class LogitDrift:
 class TeacherForcer(Protocol):
     """A local model that can score a given answer (``HFBackend`` is one)."""
 
-    def teacher_forced_logprobs(self, messages: Sequence[tuple[str, str]], answer_text: str,
-                                add_eos: bool = True) -> tuple[list[int], np.ndarray]: ...
+    def teacher_forced_logprobs_many(self, items: Sequence[tuple[Messages, str, bool]]
+                                     ) -> list[tuple[list[int], np.ndarray]]: ...
 
     def vocab_fingerprint(self) -> str: ...
+
+    def resolved_model_id(self) -> str: ...
 
 
 def kl_per_position(p_logprobs: np.ndarray, q_logprobs: np.ndarray) -> np.ndarray:
@@ -91,10 +103,10 @@ def drift_vs_golden(golden: Response, candidate_ids: Sequence[int], candidate_lo
     ``candidate_ids`` is the candidate's tokenization of the golden text (with EOS when the golden stopped
     on its own); if it differs from the golden's own tokens the two models do not share a tokenizer.
     """
-    if not golden.logprobs:
-        return LogitDrift.not_applicable("the golden has no stored log-probs (record it from a local model)")
-    if any(not t.top for t in golden.logprobs):
-        return LogitDrift.not_applicable("the golden's log-probs have no top-k alternatives")
+    unusable = _unusable_golden(golden)
+    if unusable is not None:
+        return unusable
+    assert golden.logprobs is not None
     golden_ids = [t.token_id for t in golden.logprobs]
     if list(candidate_ids) != golden_ids:
         return LogitDrift.not_applicable(
@@ -103,6 +115,15 @@ def drift_vs_golden(golden: Response, candidate_ids: Sequence[int], candidate_lo
     kl = topk_kl_per_position(golden.logprobs, candidate_logprobs)
     golden_top1 = [max(t.top, key=lambda pair: pair[1])[0] for t in golden.logprobs]
     return _summary(kl, top1_agreement(golden_top1, candidate_logprobs), "topk")
+
+
+def _unusable_golden(golden: Response) -> LogitDrift | None:
+    """Why a golden's stored log-probs cannot stand in for the incumbent, or None when they can."""
+    if not golden.logprobs:
+        return LogitDrift.not_applicable("the golden has no stored log-probs (record it from a local model)")
+    if any(not t.top for t in golden.logprobs):
+        return LogitDrift.not_applicable("the golden's log-probs have no top-k alternatives")
+    return None
 
 
 def drift_between(reference_ids: Sequence[int], reference_logprobs: np.ndarray, candidate_ids: Sequence[int],
@@ -114,19 +135,68 @@ def drift_between(reference_ids: Sequence[int], reference_logprobs: np.ndarray, 
     return _summary(kl, top1_agreement(np.asarray(reference_logprobs).argmax(axis=-1), candidate_logprobs), "full")
 
 
-def logit_drift(candidate: TeacherForcer, messages: Sequence[tuple[str, str]], golden: Response,
+def logit_drift(candidate: TeacherForcer, messages: Messages, golden: Response,
                 reference: TeacherForcer | None = None) -> LogitDrift:
-    """Teacher-forced drift of ``candidate`` on ``golden``'s answer.
+    """:func:`logit_drift_many` of one item, uncached."""
+    return logit_drift_many(candidate, [(messages, golden)], None, reference=reference)[0]
+
+
+def logit_drift_many(candidate: TeacherForcer, items: Sequence[tuple[Messages, Response]],
+                     cache_dir: Path | None = None, *, reference: TeacherForcer | None = None) -> list[LogitDrift]:
+    """Teacher-forced drift of ``candidate`` on each item's golden answer, in batched forward passes.
 
     With ``reference`` (the incumbent, loaded locally) both full distributions are compared; without it, the
-    golden's stored top-k log-probs stand in for the incumbent.
+    golden's stored top-k log-probs stand in for the incumbent. With ``cache_dir`` the results are kept in a
+    SQLite file there, keyed by the models' identities (weights digest included), the prompt, the golden's
+    text and a digest of its log-probs: items found there cost no forward pass.
     """
-    add_eos = golden.finish_reason != "length"
+    results: list[LogitDrift | None] = [None] * len(items)
+    todo = []
+    for i, (_, golden) in enumerate(items):
+        unusable = _unusable_golden(golden) if reference is None else None
+        if unusable is not None:
+            results[i] = unusable
+        else:
+            todo.append(i)
+    cache = SqliteCache(cache_dir / _CACHE_FILE, "logit_drift") if cache_dir is not None and todo else None
+    keys: dict[int, bytes] = {}
+    if cache is not None:
+        ident = [candidate.resolved_model_id(), reference.resolved_model_id() if reference else None]
+        keys = {i: _cache_key(ident, *items[i]) for i in todo}
+        found = cache.get(list(keys.values()))
+        for i in todo:
+            if keys[i] in found:
+                results[i] = LogitDrift(**json.loads(found[keys[i]]))
+        todo = [i for i in todo if results[i] is None]
+    if todo:
+        scored = _score(candidate, reference, [items[i] for i in todo])
+        for i, drift in zip(todo, scored):
+            results[i] = drift
+        if cache is not None:
+            cache.put({keys[i]: json.dumps(asdict(d)).encode() for i, d in zip(todo, scored)})
+    if cache is not None:
+        cache.close()
+    return [r for r in results if r is not None]
+
+
+def _score(candidate: TeacherForcer, reference: TeacherForcer | None,
+           items: Sequence[tuple[Messages, Response]]) -> list[LogitDrift]:
+    """Run the forward passes of ``items`` (one batched call per model) and compare."""
+    if reference is not None and reference.vocab_fingerprint() != candidate.vocab_fingerprint():
+        reason = "tokenizers differ: the two models have different vocabularies"
+        return [LogitDrift.not_applicable(reason)] * len(items)
+    # A golden cut at the token limit has no EOS to predict.
+    forced = [(messages, golden.text, golden.finish_reason != "length") for messages, golden in items]
+    cand = candidate.teacher_forced_logprobs_many(forced)
     if reference is not None:
-        if reference.vocab_fingerprint() != candidate.vocab_fingerprint():
-            return LogitDrift.not_applicable("tokenizers differ: the two models have different vocabularies")
-        ref_ids, ref_lp = reference.teacher_forced_logprobs(messages, golden.text, add_eos)
-        cand_ids, cand_lp = candidate.teacher_forced_logprobs(messages, golden.text, add_eos)
-        return drift_between(ref_ids, ref_lp, cand_ids, cand_lp)
-    cand_ids, cand_lp = candidate.teacher_forced_logprobs(messages, golden.text, add_eos)
-    return drift_vs_golden(golden, cand_ids, cand_lp)
+        ref = reference.teacher_forced_logprobs_many(forced)
+        return [drift_between(r_ids, r_lp, c_ids, c_lp) for (r_ids, r_lp), (c_ids, c_lp) in zip(ref, cand)]
+    return [drift_vs_golden(golden, ids, lp) for (_, golden), (ids, lp) in zip(items, cand)]
+
+
+def _cache_key(ident: list[str | None], messages: Messages, golden: Response) -> bytes:
+    logprobs = None if golden.logprobs is None else [t.to_dict() for t in golden.logprobs]
+    logprobs_digest = hashlib.sha256(json.dumps(logprobs).encode()).hexdigest()
+    payload = [_CACHE_VERSION, ident, [list(m) for m in messages], golden.text, golden.finish_reason,
+               logprobs_digest]
+    return hashlib.sha256(json.dumps(payload).encode()).digest()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import quiet_libraries
+from .sqlite_cache import SqliteCache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})
@@ -54,34 +54,6 @@ def _load_encoder_loudly(model: str, device: str) -> Any:
                       f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}): {' '.join(str(exc).split())}") from None
 
 
-class _EmbeddingCache:
-    """Normalised float32 embeddings in one SQLite file; each write is one transaction (atomic, and safe
-    for concurrent pytest-xdist workers)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=60)
-        with self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
-
-    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
-            chunk = keys[start:start + 500]
-            rows = self._db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})",
-                                    chunk)
-            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        return found
-
-    def put(self, items: dict[bytes, np.ndarray]) -> None:
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
-                                 [(k, v.astype(np.float32).tobytes()) for k, v in items.items()])
-
-    def close(self) -> None:
-        self._db.close()
-
-
 class SemanticScorer:
     """Cosine similarity of sentence embeddings, batched and cached.
 
@@ -104,7 +76,7 @@ class SemanticScorer:
         self._encoder: Any = None
         self._vectors: dict[str, np.ndarray] = {}
         self._cache_path = Path(cache_dir) / _CACHE_FILE if cache_dir is not None else None
-        self._cache: _EmbeddingCache | None = None
+        self._cache: SqliteCache | None = None
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(f"{self.model_id}\0{text}".encode()).digest()
@@ -129,7 +101,7 @@ class SemanticScorer:
             cached = cache.get(list(keys.values()))
             for text in missing:
                 if keys[text] in cached:
-                    self._vectors[text] = cached[keys[text]]
+                    self._vectors[text] = np.frombuffer(cached[keys[text]], dtype=np.float32)
             missing = [t for t in missing if t not in self._vectors]
         if not missing:
             return
@@ -137,7 +109,7 @@ class SemanticScorer:
         self.embedded_count += len(missing)
         self._vectors.update(zip(missing, vectors))
         if cache is not None:
-            cache.put({keys[t]: v for t, v in zip(missing, vectors)})
+            cache.put({keys[t]: v.astype(np.float32).tobytes() for t, v in zip(missing, vectors)})
 
     def prepare_pairs(self, pairs: Iterable[tuple[Sequence[str], str]]) -> None:
         """:meth:`prepare` only the texts that scoring ``(golden samples, candidate text)`` pairs will embed.
@@ -156,10 +128,10 @@ class SemanticScorer:
                 needed.update(dict.fromkeys(goldens))
         self.prepare(needed)
 
-    def _open_cache(self) -> _EmbeddingCache | None:
+    def _open_cache(self) -> SqliteCache | None:
         # Opened on first need: a run that embeds nothing never touches the disk.
         if self._cache is None and self._cache_path is not None:
-            self._cache = _EmbeddingCache(self._cache_path)
+            self._cache = SqliteCache(self._cache_path, "embeddings", "vector")
         return self._cache
 
     def similarity(self, a: str, b: str) -> float:
