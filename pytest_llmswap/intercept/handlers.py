@@ -1,0 +1,167 @@
+"""Who answers an intercepted call: the real incumbent (record), the recording (replay), or a candidate.
+
+An *answer function* takes a plain request dict (:func:`~.wire.make_request`) and returns a response dict
+(``text``, ``tool_calls``, ``usage``, ``finish_reason``, ``model``, ``latency_s``, ``cost_usd``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..types import ModelCallError, ModelSpec, Request
+from .records import CallRecord
+from .wire import match_key, describe_difference, response_from_wire
+
+if TYPE_CHECKING:
+    from ..models.base import Backend
+    from ..models.executor import ExecutionSettings
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+DEFAULT_RECORD_COMMAND = "pytest --llmswap-record all"
+
+
+class InterceptError(Exception):
+    """An application call that cannot be answered under interception; its text is one line."""
+
+
+class ReplayMismatch(InterceptError):
+    """A call the recording does not hold, or whose request changed since it was recorded."""
+
+
+class Record:
+    """Record: each call goes to ``incumbent`` (an answer function), or, without one, where the app sent it."""
+
+    def __init__(self, incumbent: Answer | None = None) -> None:
+        self.incumbent = incumbent
+
+
+class Candidate:
+    """Candidate: each call is answered by ``answer`` (see :func:`candidate_answer`)."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+
+class Replay:
+    """Replay: each call is answered from ``records``, offline, checked against the recorded request.
+
+    Calls are matched in order; a call made from another thread may take a later record whose request is
+    equal, so applications that fan out calls replay too. ``record_command`` is quoted in every mismatch.
+    """
+
+    def __init__(self, records: Sequence[CallRecord], record_command: str = DEFAULT_RECORD_COMMAND) -> None:
+        self.records = list(records)
+        self.record_command = record_command
+        self._used = [False] * len(self.records)
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        key = match_key(request)
+        with self._lock:
+            self._count += 1
+            index = self._count
+            free = [i for i, used in enumerate(self._used) if not used]
+            same = next((i for i in free if match_key(self.records[i].request) == key), None)
+            if same is not None:
+                self._used[same] = True
+                return dict(self.records[same].response)
+        name = f"call {index} ({request.get('model', '?')})"
+        if not free:
+            raise ReplayMismatch(f"{name} was not recorded: the recording has {len(self.records)} call(s); "
+                                 f"re-record with: {self.record_command}")
+        what = describe_difference(match_key(self.records[free[0]].request), key)
+        raise ReplayMismatch(f"{name} does not match the recording: {what}; re-record with: {self.record_command}")
+
+    def finish(self) -> None:
+        """Raise when the application made fewer calls than were recorded (its chain changed)."""
+        left = self._used.count(False)
+        if left:
+            raise ReplayMismatch(f"the application made {self._count} call(s), the recording has "
+                                 f"{len(self.records)}: {left} recorded call(s) unused; re-record with: "
+                                 f"{self.record_command}")
+
+
+Handler = Record | Replay | Candidate
+
+
+def _priced(response: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    if spec.prices is not None:
+        from ..cost import call_cost
+
+        response["cost_usd"] = call_cost(response, spec.prices.__dict__)
+    return response
+
+
+def litellm_answer(spec: ModelSpec, *, timeout_s: float = 60.0, retries: int = 3) -> Answer:
+    """An answer function calling ``spec`` through litellm with the app's messages, tools and response format.
+
+    The spec's configured parameters win over the application's (a candidate's settings are deliberate).
+    """
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        from ..models.litellm_backend import import_litellm
+
+        kwargs: dict[str, Any] = {k: request[k] for k in ("tools", "tool_choice", "response_format") if k in request}
+        kwargs.update(request.get("params") or {})
+        kwargs.update(spec.param_dict)
+        kwargs.setdefault("timeout", timeout_s)
+        kwargs.setdefault("num_retries", retries)
+        start = time.perf_counter()
+        raw = import_litellm().completion(model=spec.target, messages=request["messages"], **kwargs)
+        response = response_from_wire(raw.model_dump())
+        response["latency_s"] = time.perf_counter() - start
+        response["cost_usd"] = (getattr(raw, "_hidden_params", None) or {}).get("response_cost")
+        return _priced(response, spec)
+
+    return answer
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    text = content or ""
+    if message.get("tool_calls"):
+        text += json.dumps([c["function"] for c in message["tool_calls"]])
+    return text
+
+
+def backend_answer(backend: Backend, spec: ModelSpec) -> Answer:
+    """An answer function for a local backend (``hf:``, ``echo``): the conversation as plain text.
+
+    Local text models cannot honour ``tools`` or ``response_format``: they answer in text, tool results are
+    passed as user messages, and the response carries a ``note`` saying so.
+    """
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        messages = tuple(("user" if m["role"] == "tool" else m["role"], _text(m)) for m in request["messages"])
+        params = tuple(sorted((k, v) for k, v in (request.get("params") or {}).items() if not isinstance(v, (list, dict))))
+        result = backend.complete([Request(model=spec, messages=messages, params=params)])[0]
+        if isinstance(result, ModelCallError):
+            raise result
+        response = result.to_dict()
+        response.pop("logprobs", None)
+        response["tool_calls"] = []
+        ignored = [k for k in ("tools", "response_format") if k in request]
+        if ignored:
+            response["note"] = f"{spec.name} is a local text model: {' and '.join(ignored)} ignored"
+        return _priced(response, spec)
+
+    return answer
+
+
+def candidate_answer(spec: ModelSpec, backend: Backend | None = None,
+                     settings: ExecutionSettings | None = None) -> Answer:
+    """The answer function for a model spec: litellm models keep tools and response format; local ones
+    answer through ``backend`` (pass the session's, so a local model loads once), else a new one."""
+    from ..models.executor import ExecutionSettings, make_backend
+
+    settings = settings or ExecutionSettings()
+    if spec.kind == "litellm":
+        return litellm_answer(spec, timeout_s=settings.timeout_s, retries=settings.retries)
+    return backend_answer(backend or make_backend(spec, settings), spec)
