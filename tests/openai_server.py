@@ -35,6 +35,7 @@ FAULTS = {
     "empty_body": "200 with an empty body",
     "empty_content": "200 with `content: \"\"`",
     "null_content": "200 with `content: null`",
+    "echo_headers": "400 whose error message echoes every request header (as careless providers do)",
 }
 
 
@@ -132,6 +133,9 @@ class ChatServer:
                     headers = {"Retry-After": option.split("=", 1)[1]} if option.startswith("retry-after=") else {}
                     error = {"error": {"message": f"injected fault {code}", "type": "server_error"}}
                     self._send(int(code), json.dumps(error).encode(), headers=headers)
+                elif code == "echo_headers":
+                    error = {"error": {"message": f"bad request; headers were {dict(self.headers)}"}}
+                    self._send(400, json.dumps(error).encode())
                 elif code == "timeout":
                     server.stopping.wait()
                 elif code == "reset":
