@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,8 +18,8 @@ pytest.importorskip("transformers")
 
 from hf_fixtures import STUDENT, TEACHER, hf_spec, load_cases, requests_for, triage_messages  # noqa: E402
 
-from pytest_llmswap.drift.logits import logit_drift  # noqa: E402
-from pytest_llmswap.models.hf import HFBackend, validate_hf_options  # noqa: E402
+from pytest_llmswap.drift.logits import logit_drift, logit_drift_many  # noqa: E402
+from pytest_llmswap.models.hf import HFBackend, check_hf_params, validate_hf_options  # noqa: E402
 from pytest_llmswap.types import ModelCallError, Response  # noqa: E402
 
 CASES = load_cases()
@@ -229,3 +230,103 @@ def test_logit_drift_teacher_vs_student(teacher: HFBackend, teacher_answers: lis
     assert logit_drift(teacher, messages, golden, reference=teacher).mean_kl == pytest.approx(0.0, abs=1e-6)
     assert logit_drift(teacher, messages, golden).top1_agreement == 1.0
     assert json.loads(golden.text)  # the answer scored is the real JSON answer
+
+
+def forced_items(answers: list[Response]) -> list[tuple[tuple[tuple[str, str], ...], str, bool]]:
+    """Prompts and answers of many lengths, with and without EOS: padding differs in every batch."""
+    return [(triage_messages(c), a.text[: 5 + 7 * i], i % 3 != 0) for i, (c, a) in enumerate(zip(CASES, answers))]
+
+
+def test_batched_teacher_forcing_equals_one_at_a_time(teacher: HFBackend, teacher_answers: list[Response]) -> None:
+    items = forced_items(teacher_answers)
+    one_at_a_time = HFBackend(hf_spec(batch_size="1"))
+    batched = teacher.teacher_forced_logprobs_many(items)
+    for item, (ids, rows) in zip(items, batched):
+        single_ids, single_rows = one_at_a_time.teacher_forced_logprobs(*item)
+        assert ids == single_ids
+        np.testing.assert_allclose(rows, single_rows, atol=1e-5, rtol=0)
+
+
+def test_logit_drift_many_equals_per_item_and_its_cache_loads_no_model(teacher_answers: list[Response],
+                                                                       tmp_path) -> None:
+    items = [(triage_messages(c), a) for c, a in zip(CASES, teacher_answers)]
+    single = HFBackend(hf_spec(STUDENT, batch_size="1"))
+    expected = [logit_drift(single, m, g) for m, g in items]
+    got = logit_drift_many(HFBackend(hf_spec(STUDENT)), items, tmp_path)
+    assert all(d.applicable for d in got)
+    for g, e in zip(got, expected):
+        assert (g.mean_kl, g.max_kl) == (pytest.approx(e.mean_kl, abs=1e-5), pytest.approx(e.max_kl, abs=1e-5))
+        assert (g.top1_agreement, g.n_tokens) == (e.top1_agreement, e.n_tokens)
+    rerun = HFBackend(hf_spec(STUDENT, batch_size="4"))  # batch size is not part of the model's identity
+    assert logit_drift_many(rerun, items, tmp_path) == got
+    assert rerun._loaded is None  # no forward pass, not even a model load
+
+
+# -- sampling parameters ---------------------------------------------------------------------------------------
+def with_params(**params: object):
+    return dataclasses.replace(hf_spec(), params=tuple(sorted(params.items())))
+
+
+def k_samples(spec, case: dict, k: int = 5, **request_params: object) -> list[str]:
+    backend = HFBackend(spec)
+    return [a.text for a in backend.complete([r for s in range(k)
+                                              for r in requests_for(spec, [case], sample=s, **request_params)])]
+
+
+AMBIGUOUS = [c for c in CASES if c["id"].startswith("ambiguous")][0]
+
+
+def test_model_level_temperature_is_used_and_samples_are_reproducible() -> None:
+    hot = k_samples(with_params(temperature=1.5), AMBIGUOUS)
+    assert len(set(hot)) > 1
+    assert k_samples(with_params(temperature=1.5), AMBIGUOUS) == hot
+    assert len(set(k_samples(with_params(temperature=0), AMBIGUOUS))) == 1
+    # The contract's params override the model's: temperature 0 on the contract is greedy.
+    assert set(k_samples(with_params(temperature=1.5), AMBIGUOUS, temperature=0)) == set(
+        k_samples(hf_spec(), AMBIGUOUS, k=1))
+
+
+def test_seed_moves_every_sample_reproducibly() -> None:
+    seeded = k_samples(with_params(temperature=1.5, seed=7), AMBIGUOUS)
+    assert k_samples(with_params(temperature=1.5, seed=7), AMBIGUOUS) == seeded
+    assert k_samples(with_params(temperature=1.5, seed=8), AMBIGUOUS) != seeded
+
+
+def test_model_level_max_tokens_is_used() -> None:
+    answer = HFBackend(with_params(max_tokens=3)).complete(requests_for(with_params(max_tokens=3), CASES[:1]))[0]
+    assert answer.usage.output_tokens == 3 and answer.truncated
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"frequency_penalty": 0.5}, "hf models do not support the parameter 'frequency_penalty': local generation uses "
+                                 "only temperature, top_p, seed, max_tokens, max_new_tokens"),
+    ({"temperature": -1}, "hf parameter temperature=-1 must be a number >= 0"),
+    ({"temperature": "hot"}, "hf parameter temperature='hot' must be a number >= 0"),
+    ({"top_p": 0}, "hf parameter top_p=0 must be a number in (0, 1]"),
+    ({"seed": 1.5}, "hf parameter seed=1.5 must be an integer"),
+    ({"max_tokens": 0}, "hf parameter max_tokens=0 must be an integer >= 1"),
+])
+def test_unsupported_or_bad_sampling_params_are_refused_in_one_line(params: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_hf_params(params)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_supported_sampling_params_pass() -> None:
+    check_hf_params({"temperature": 0.8, "top_p": 0.9, "seed": 3, "max_tokens": 64, "max_new_tokens": None})
+
+
+# -- quiet loading ---------------------------------------------------------------------------------------------
+LOAD_TEACHER = ("import sys; from pytest_llmswap import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
+                "from pytest_llmswap.models.hf import HFBackend; from hf_fixtures import hf_spec; "
+                "HFBackend(hf_spec(quant='int8')).load()")
+
+
+@pytest.mark.slow
+def test_loading_prints_no_progress_bars_or_library_warnings_unless_verbose() -> None:
+    def stderr(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", LOAD_TEACHER, mode], capture_output=True, text=True, check=True,
+                              cwd=TEACHER.parent.parent.parent / "tests").stderr
+
+    assert stderr("q") == ""
+    assert "Loading weights" in stderr("v")

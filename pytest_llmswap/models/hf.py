@@ -11,11 +11,17 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..progress import quiet_libraries
 from ..types import ModelCallError, ModelSpec, Request, Response, TokenLogprob, Usage
+from .base import AnswerCallback, reject_empty
+from .hf_sampling import RowSampler, check_hf_params, decoding
+
+__all__ = ["HFBackend", "check_hf_params", "check_spec", "validate_hf_options"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,6 +126,12 @@ def _weights_digest(folder: Path) -> str:
 
 
 def _load(target: str, dtype: str, quant: str, device: str) -> _Loaded:
+    """Load a model variant, keeping library progress bars and warnings out of the test output."""
+    with quiet_libraries():
+        return _load_loudly(target, dtype, quant, device)
+
+
+def _load_loudly(target: str, dtype: str, quant: str, device: str) -> _Loaded:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -181,38 +193,10 @@ def _load(target: str, dtype: str, quant: str, device: str) -> _Loaded:
     return _Loaded(model, tokenizer, model.device, eos_ids, pad_id, source)
 
 
-class _RowSampler:
-    """A logits processor that picks each row's next token itself: argmax for greedy rows, a draw from the
-    row's own seeded generator for sampling rows. One batch can then mix greedy and sampled requests, and a
-    sample does not depend on which other requests shared its batch."""
-
-    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int]) -> None:
-        import torch
-
-        self.temperatures, self.top_ps = temperatures, top_ps
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        chosen = scores.argmax(dim=-1)
-        for row, (temp, top_p) in enumerate(zip(self.temperatures, self.top_ps)):
-            if temp <= 0:
-                continue
-            probs = torch.softmax(scores[row].float().cpu() / temp, dim=-1)
-            if top_p < 1.0:
-                sorted_p, order = probs.sort(descending=True)
-                drop = sorted_p.cumsum(-1) - sorted_p > top_p
-                probs[order[drop]] = 0.0
-            chosen[row] = torch.multinomial(probs, 1, generator=self.generators[row]).item()
-        forced = torch.full_like(scores, float("-inf"))
-        forced.scatter_(1, chosen.unsqueeze(1), 0.0)
-        return forced
-
-
 class HFBackend:
     """Backend for ``hf:`` specs: loads the model once per (target, dtype, quant, device) and generates in
-    left-padded batches. Greedy unless a request asks for ``temperature > 0``."""
+    left-padded batches. Greedy unless the model's or the request's params ask for ``temperature > 0``
+    (see :mod:`.hf_sampling`)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         opts = spec.option_dict
@@ -244,12 +228,15 @@ class HFBackend:
 
         The folder's name, not its path: the weights' digest identifies the checkpoint, and goldens must not
         change with where a checkout lives."""
-        self.load()
-        assert self._loaded is not None
-        source = self._loaded.source
-        if Path(source).is_dir():
-            ident = f"hf:{Path(source).name}@{_weights_digest(Path(source))}"
+        if _is_local(self.spec.target):
+            # No load needed for a folder: a cached re-run can name the checkpoint without loading it.
+            folder = Path(self.spec.target).expanduser().resolve()
+            _check_folder(folder)
+            ident = f"hf:{folder.name}@{_weights_digest(folder)}"
         else:
+            self.load()
+            assert self._loaded is not None
+            source = self._loaded.source
             commit = getattr(self._loaded.model.config, "_commit_hash", None)
             ident = f"hf:{source}@{commit[:12]}" if commit else f"hf:{source}"
         variant = "&".join(f"{k}={v}" for k, v in (("dtype", self.dtype), ("quant", self.quant)) if v)
@@ -276,8 +263,10 @@ class HFBackend:
         return "\n\n".join(c for _, c in messages), True
 
     # -- generation ------------------------------------------------------------------------------------------
-    def complete(self, requests: list[Request]) -> list[Response | ModelCallError]:
-        """Answer every request; a load failure or an out-of-memory batch becomes a per-request ModelCallError."""
+    def complete(self, requests: list[Request],
+                 on_answer: AnswerCallback | None = None) -> list[Response | ModelCallError]:
+        """Answer every request, passing each batch's answers to ``on_answer`` as it finishes; a load failure,
+        an out-of-memory batch or an empty answer becomes a per-request ModelCallError."""
         try:
             self.load()
         except ModelCallError as exc:
@@ -301,7 +290,9 @@ class HFBackend:
                     answers = [exc] * len(batch)
                 wall = time.perf_counter() - t0
                 for i, answer in zip(batch, answers):
-                    results[i] = answer
+                    results[i] = reject_empty(self.spec.name, requests[i], answer)
+                    if on_answer is not None:
+                        on_answer(i, results[i])
                 total_tokens += sum(a.usage.output_tokens for a in answers if isinstance(a, Response))
                 total_s += wall
         self.stats["output_tokens"] += total_tokens
@@ -310,9 +301,7 @@ class HFBackend:
         return [r for r in results if r is not None]
 
     def _max_tokens(self, request: Request) -> int:
-        params = request.param_dict
-        value = params.get("max_new_tokens", params.get("max_tokens"))
-        return int(value) if value else self.max_new_tokens
+        return decoding(request).max_new_tokens or self.max_new_tokens
 
     def _generate(self, requests: list[Request], prompts: list[tuple[str, bool]], max_new: int) -> list[Response]:
         import torch
@@ -324,13 +313,10 @@ class HFBackend:
         add_special = prompts[0][1]
         enc = tok([p for p, _ in prompts], add_special_tokens=add_special, padding=True, return_tensors="pt")
         enc = {k: v.to(loaded.device) for k, v in enc.items()}
-        temps = [float(r.param_dict.get("temperature") or 0.0) for r in requests]
+        rows = [decoding(r) for r in requests]
         kwargs: dict[str, Any] = {}
-        if any(t > 0 for t in temps):
-            top_ps = [float(r.param_dict.get("top_p") or 1.0) for r in requests]
-            # request.key covers prompt, params and sample index: each sample gets its own reproducible stream.
-            seeds = [int(r.key[:8], 16) for r in requests]
-            kwargs["logits_processor"] = LogitsProcessorList([_RowSampler(temps, top_ps, seeds)])
+        if any(row.temperature > 0 for row in rows):
+            kwargs["logits_processor"] = LogitsProcessorList([RowSampler(rows)])
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -379,31 +365,63 @@ class HFBackend:
         return tuple(result)
 
     # -- teacher forcing -------------------------------------------------------------------------------------
-    def teacher_forced_logprobs(self, messages: tuple[tuple[str, str], ...] | list[tuple[str, str]],
-                                answer_text: str, add_eos: bool = True) -> tuple[list[int], np.ndarray]:
-        """Run the model on prompt + ``answer_text`` (+ EOS) in one forward pass.
+    def teacher_forced_logprobs(self, messages: Sequence[tuple[str, str]], answer_text: str,
+                                add_eos: bool = True) -> tuple[list[int], np.ndarray]:
+        """:meth:`teacher_forced_logprobs_many` of one item."""
+        return self.teacher_forced_logprobs_many([(messages, answer_text, add_eos)])[0]
 
-        Returns the answer's token ids and a float32 array ``(len(ids), vocab)`` of the log-softmax that
-        predicted each of them: the inputs of :mod:`pytest_llmswap.drift.logits`.
+    def teacher_forced_logprobs_many(self, items: Sequence[tuple[Sequence[tuple[str, str]], str, bool]]
+                                     ) -> list[tuple[list[int], np.ndarray]]:
+        """Run the model on each item's prompt + answer text (+ EOS when the item says so), in left-padded
+        batches of ``batch_size`` sorted by length.
+
+        Returns, per item, the answer's token ids and a float32 array ``(len(ids), vocab)`` of the
+        log-softmax that predicted each of them: the inputs of :mod:`pytest_llmswap.drift.logits`.
         """
-        import torch
-
         self.load()
         assert self._loaded is not None
+        tok, eos = self._loaded.tokenizer, self._loaded.eos_ids
+        encoded: list[tuple[list[int], list[int]]] = []
+        for messages, answer_text, add_eos in items:
+            prompt, add_special = self.prompt_text(list(messages))
+            answer_ids = tok(answer_text, add_special_tokens=False)["input_ids"]
+            encoded.append((tok(prompt, add_special_tokens=add_special)["input_ids"],
+                            answer_ids + [eos[0]] if add_eos and eos else answer_ids))
+        order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+        results: list[tuple[list[int], np.ndarray]] = [([], None)] * len(items)  # type: ignore[list-item]
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            for i, rows in zip(batch, self._forced_batch([encoded[i] for i in batch])):
+                results[i] = (encoded[i][1], rows)
+        return results
+
+    def _forced_batch(self, rows: list[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        """One forward pass over ``(prompt ids, answer ids)`` rows; each answer's log-softmax predictions."""
+        import torch
+
+        assert self._loaded is not None
         loaded = self._loaded
-        prompt, add_special = self.prompt_text(messages)
-        prompt_ids = loaded.tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
-        answer_ids = loaded.tokenizer(answer_text, add_special_tokens=False)["input_ids"]
-        if add_eos and loaded.eos_ids:
-            answer_ids = answer_ids + [loaded.eos_ids[0]]
-        ids = torch.tensor([prompt_ids + answer_ids], device=loaded.device)
+        width = max(len(p) + len(a) for p, a in rows)
+        ids = torch.full((len(rows), width), loaded.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (prompt_ids, answer_ids) in enumerate(rows):
+            seq = prompt_ids + answer_ids
+            ids[r, width - len(seq):] = torch.tensor(seq)
+            mask[r, width - len(seq):] = 1
+        # Left padding: position ids count real tokens only, so a padded row sees the positions it would alone.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        # Every answer ends at the right edge; position i predicts token i + 1, so the last ``keep``
+        # positions cover every row's answer predictions (and nothing else needs the vocabulary projection).
+        keep = max(len(a) for _, a in rows) + 1
         try:
             with torch.inference_mode():
-                logits = loaded.model(input_ids=ids).logits[0]
+                logits = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                                      position_ids=positions.to(loaded.device), logits_to_keep=keep).logits
         except torch.OutOfMemoryError as exc:
-            raise ModelCallError(f"hf model {self.spec.target} ran out of memory on {loaded.device}: "
-                                 f"{str(exc).splitlines()[0]}") from None
-        # Position i predicts token i + 1, so the answer's predictions start one before its first token.
-        start = len(prompt_ids) - 1
-        rows = logits[start : start + len(answer_ids)].float().log_softmax(dim=-1)
-        return answer_ids, rows.cpu().numpy()
+            raise ModelCallError(f"hf model {self.spec.target} ran out of memory on {loaded.device} scoring a "
+                                 f"batch of {len(rows)}: {str(exc).splitlines()[0]}") from None
+        out = []
+        for r, (_, answer_ids) in enumerate(rows):
+            n = len(answer_ids)
+            out.append(logits[r, keep - 1 - n : keep - 1].float().log_softmax(dim=-1).cpu().numpy())
+        return out
