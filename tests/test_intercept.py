@@ -108,6 +108,10 @@ class Support:
 
     def responses_api(self):
         return self.client.responses.create(model="prod-model", input="hi")
+
+    def raw_response(self):
+        return self.client.chat.completions.with_raw_response.create(
+            model="prod-model", messages=[{"role": "user", "content": "hi"}]).parse()
 '''
 
 
@@ -205,6 +209,8 @@ def test_replay_answers_every_call_offline(prod: Any, request: pytest.FixtureReq
         assert app.handle("Where is my order A17?") == result
     assert len(server.seen) == seen
     assert [c.response for c in session.calls] == [c.response for c in calls]
+    with pytest.raises(Exception, match="Connection error"):  # the guard holds: unintercepted calls fail
+        app.reply("Where is my order A17?", "billing")
 
 
 def test_candidate_gets_every_call_and_the_incumbent_none(app_module: Any) -> None:
@@ -301,12 +307,18 @@ def test_calls_from_the_apps_threads_are_intercepted(prod: Any, request: pytest.
         assert app.fan_out(["c", "a", "b"]) == ["billing"] * 3
 
 
-def test_responses_api_is_refused_with_one_line(prod: Any) -> None:
-    _, app = prod
+def test_responses_api_and_raw_responses_are_refused_with_one_line(prod: Any) -> None:
+    server, app = prod
     with pytest.raises(InterceptError, match=r"^client\.responses\.create \(the OpenAI Responses API\) is not "
                                              r"intercepted by pytest-llmswap: call client\.chat\.completions"):
         with intercept(Replay([])):
             app.responses_api()
+    with pytest.raises(InterceptError, match=r"^client\.chat\.completions\.with_raw_response / "
+                                             r"with_streaming_response is not intercepted"):
+        with intercept(Record()):
+            app.raw_response()
+    assert server.seen == []
+    assert app.raw_response().choices[0].message.content  # outside the block the SDK works as before
 
 
 def test_nothing_is_patched_outside_the_block(app_module: Any) -> None:

@@ -255,6 +255,15 @@ def _patch_litellm(litellm: Any) -> None:
     _patch_references({id(o): (o, w) for o, w in zip(originals, (litellm.completion, litellm.acompletion))})
 
 
+def _refuse_raw(kwargs: dict[str, Any]) -> None:
+    """``with_raw_response``/``with_streaming_response`` want HTTP objects an intercepted call cannot give."""
+    session = _session()
+    if session is not None and "X-Stainless-Raw-Response" in (kwargs.get("extra_headers") or {}):
+        raise _failed(session, InterceptError(
+            "client.chat.completions.with_raw_response / with_streaming_response is not intercepted by "
+            "pytest-llmswap: call client.chat.completions.create in code under test"))
+
+
 def _patch_openai_chat(module: Any) -> None:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -262,6 +271,7 @@ def _patch_openai_chat(module: Any) -> None:
 
     def sync(original: Any) -> Any:
         def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            _refuse_raw(kwargs)
             return _sync_call(api, kwargs.get("model"), kwargs.get("messages"), kwargs,
                               lambda: original(self, *args, **kwargs))
 
@@ -269,6 +279,7 @@ def _patch_openai_chat(module: Any) -> None:
 
     def asyn(original: Any) -> Any:
         async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            _refuse_raw(kwargs)
             return await _async_call(api, kwargs.get("model"), kwargs.get("messages"), kwargs,
                                      lambda: original(self, *args, **kwargs))
 
