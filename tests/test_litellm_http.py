@@ -159,3 +159,101 @@ def test_xdist_workers_share_one_set_of_calls(pytester):
     result.assert_outcomes(passed=10, failed=2)
     out = json.loads((pytester.path / "out.json").read_text())
     assert out["summaries"]["candidates"]["cheap"]["regressions"] == 2
+
+
+FAULTS = ["429", "429:retry-after=0", "500", "503", "timeout", "reset", "malformed_json", "no_choices",
+          "empty_choices", "html", "empty_body", "empty_content", "null_content"]
+
+
+def backend_for(server, retries: int = 2, **params) -> tuple[LiteLLMBackend, ModelSpec]:
+    spec = ModelSpec(name="s", kind="litellm", target="openai/m",
+                     params=(("api_base", server.url), ("api_key", SECRET), *params.items()))
+    return LiteLLMBackend(spec, retries=retries, backoff_s=0.01, timeout_s=0.5), spec
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_each_transient_fault_is_retried(litellm_loaded, fault):
+    with chat_server(triage, faults=[fault]) as server:
+        backend, spec = backend_for(server)
+        [answer] = backend.complete([Request(spec, (("user", "refund my invoice"),))])
+        assert isinstance(answer, Response) and json.loads(answer.text)["category"] == "billing"
+        assert len(server.seen) == 2
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_each_permanent_fault_is_one_redacted_line(litellm_loaded, fault):
+    with chat_server(triage, fault_for=lambda p: fault) as server:
+        backend, spec = backend_for(server, retries=1)
+        [answer] = backend.complete([Request(spec, (("user", "x"),))])
+        assert isinstance(answer, ModelCallError) and len(server.seen) == 2
+    message = str(answer)
+    assert message.startswith("s: ") and "after 2 attempt(s)" in message and "\n" not in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_client_errors_are_not_retried(litellm_loaded, status):
+    with chat_server(triage, fault_for=lambda p: status) as server:
+        backend, spec = backend_for(server)
+        [answer] = backend.complete([Request(spec, (("user", "x"),))])
+        assert isinstance(answer, ModelCallError) and len(server.seen) == 1
+
+
+def test_retry_after_is_followed_and_capped_by_the_timeout(litellm_loaded, monkeypatch):
+    import asyncio
+
+    from pytest_llmswap.models import litellm_backend
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(delay: float, *args):
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(litellm_backend.asyncio, "sleep", record)
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"  # in the past: retry at once
+    with chat_server(triage, faults=["429:retry-after=0.25", "429:retry-after=3600", f"429:retry-after={date}",
+                                     "429"]) as server:
+        backend, spec = backend_for(server, retries=4)
+        [answer] = backend.complete([Request(spec, (("user", "x"),))])
+    assert isinstance(answer, Response)
+    assert waits[:3] == [0.25, 0.5, 0.0]  # Retry-After; capped by the 0.5 s timeout; an HTTP date
+    assert 0.08 <= waits[3] <= 0.16  # no Retry-After: exponential backoff (0.01 * 2**3) with jitter
+
+
+def test_an_extra_headers_key_echoed_in_an_error_is_masked(litellm_loaded):
+    with chat_server(triage, fault_for=lambda p: "echo_headers") as server:
+        backend, spec = backend_for(server, extra_headers={"X-Team-Key": "plain-team-key-777"})
+        [answer] = backend.complete([Request(spec, (("user", "x"),))])
+        sent = {k.lower(): v for k, v in server.seen[0]["headers"].items()}
+        assert sent["x-team-key"] == "plain-team-key-777"  # sent, and echoed back in the error...
+    assert isinstance(answer, ModelCallError) and "x-team-key" in str(answer).lower()
+    assert "plain-team-key-777" not in str(answer) and SECRET not in str(answer)
+
+
+def test_empty_answer_allowed_when_the_request_says_so(litellm_loaded):
+    with chat_server(lambda p: "") as server:
+        backend, spec = backend_for(server)
+        [answer] = backend.complete([Request(spec, (("user", "x"),), allow_empty=True)])
+    assert isinstance(answer, Response) and answer.text == "" and len(server.seen) == 1
+
+
+def test_the_server_streams_and_returns_tool_calls(litellm_loaded):
+    """The test server speaks SSE and tool calls, as real providers do (used by application-call tests)."""
+    import asyncio
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"id": 7}'}}
+
+    async def stream(url: str) -> tuple[str, str]:
+        chunks = [c async for c in await litellm_loaded.acompletion(
+            model="openai/m", api_base=url, api_key=SECRET, stream=True, messages=[{"role": "user", "content": "a b c"}])]
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks[-1].choices[0].finish_reason
+
+    with chat_server(lambda p: f"you said {p}") as server:
+        assert asyncio.run(stream(server.url)) == ("you said a b c", "stop")
+    with chat_server(lambda p: {"content": None, "tool_calls": [call]}) as server:
+        raw = litellm_loaded.completion(model="openai/m", api_base=server.url, api_key=SECRET,
+                                        messages=[{"role": "user", "content": "x"}])
+    [tool] = raw.choices[0].message.tool_calls
+    assert tool.function.name == "lookup" and json.loads(tool.function.arguments) == {"id": 7}
