@@ -149,7 +149,7 @@ def _describe(model: str, state: _Model, now: float) -> str:
     if state.failed:
         parts.append(f"{state.failed:,} failed")
     if rate is not None:
-        parts.append(f"{rate:,.1f}/s")
+        parts.append(f"{rate:,.0f}/s" if rate >= 10 else f"{rate:.2g}/s")
     if state.done == state.total:
         parts.append(f"done in {_duration(elapsed)}")
     elif rate is not None:

@@ -177,3 +177,61 @@ def test_importing_the_module_loads_no_torch() -> None:
             "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def refuse_encoder(model: str, device: str) -> Any:
+    raise AssertionError("the encoder must not be loaded")
+
+
+def test_identical_answers_are_never_embedded_nor_is_the_cache_opened(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(semantic, "_load_encoder", refuse_encoder)
+    s = SemanticScorer(model="fake/one", cache_dir=tmp_path)
+    pairs = [([f"answer {i}"], f"answer {i}") for i in range(100)]
+    pairs.append((["same", "same", "same"], "same"))  # K identical golden samples: floor 1 without an encoder
+    s.prepare_pairs(pairs)
+    assert [s.similarity(c, g) for goldens, c in pairs for g in goldens] == [1.0] * 103
+    assert s.embedded_count == 0 and not (tmp_path / "embeddings.sqlite3").exists()
+
+
+def test_prepare_pairs_embeds_only_what_scoring_needs_and_keeps_goldens_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoders: list[FakeEncoder] = []
+
+    def load(model: str, device: str) -> FakeEncoder:
+        encoders.append(FakeEncoder())
+        return encoders[-1]
+
+    monkeypatch.setattr(semantic, "_load_encoder", load)
+    s = SemanticScorer(model="fake/one", cache_dir=tmp_path)
+    s.prepare_pairs([(["g1"], "g1"), (["g2"], "c2"), (["g3a", "g3b"], "g3a")])
+    # g1 == its candidate: nothing; c2 differs: both; g3a/g3b differ from each other: both, for the noise floor.
+    assert s.embedded_count == 4 and encoders[0].calls == 1
+    assert s.similarity("c2", "g2") == pytest.approx(s.similarities([("g2", "c2")])[0])
+    assert 0 < s.similarity("g3a", "g3b") < 1
+    assert encoders[0].calls == 1  # scoring embeds nothing more
+    next_run = SemanticScorer(model="fake/one", cache_dir=tmp_path)
+    next_run.prepare_pairs([(["g2"], "new candidate"), (["g3a", "g3b"], "other")])
+    assert next_run.embedded_count == 2  # the candidates only: golden vectors come from the disk cache
+
+
+def test_identical_run_imports_no_encoder_library(tmp_path: Path) -> None:
+    code = ("import sys; from pytest_llmswap.drift.semantic import SemanticScorer; "
+            f"s = SemanticScorer(cache_dir={str(tmp_path)!r}); "
+            "pairs = [([f'answer {i}'], f'answer {i}') for i in range(10000)]; s.prepare_pairs(pairs); "
+            "assert all(s.similarity(c, g[0]) == 1.0 for g, c in pairs); "
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_encoder_loads_without_progress_bars_or_library_warnings_unless_verbose() -> None:
+    code = ("import sys; from pytest_llmswap import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
+            "from pytest_llmswap.drift.semantic import SemanticScorer; SemanticScorer().similarity('a', 'b')")
+
+    def stderr(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True).stderr
+
+    assert stderr("q") == ""
+    assert "Loading weights" in stderr("v")
