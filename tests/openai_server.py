@@ -136,7 +136,9 @@ class ChatServer:
                 elif code == "echo_headers":
                     # The SDK's own x-stainless-* headers left out, so the credentials fall within the
                     # first 300 characters that errors keep.
-                    echoed = {k: v for k, v in self.headers.items() if not k.lower().startswith("x-stainless")}
+                    echoed = dict(sorted(((k, v) for k, v in self.headers.items()
+                                          if not k.lower().startswith("x-stainless")),
+                                         key=lambda kv: not kv[0].lower().startswith(("x-", "authorization"))))
                     error = {"error": {"message": f"bad request; headers were {echoed}"}}
                     self._send(400, json.dumps(error).encode())
                 elif code == "timeout":
