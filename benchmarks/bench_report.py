@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pytest_llmswap.report.html import render_html
 from pytest_llmswap.report.markdown import render_markdown
-from pytest_llmswap.report.synthetic import synthetic_results
+from pytest_llmswap.synthetic import synthetic_results
 
 
 def median_seconds(fn: Callable[[], str], repeats: int = 3) -> tuple[float, str]:

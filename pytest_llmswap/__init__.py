@@ -1,6 +1,7 @@
 """pytest-llmswap: model-migration regression testing for LLM prompt suites."""
 
-from .contract import Tolerance, llm_contract
+from .contract import llm_contract
+from .drift.tolerance import Tolerance
 from .types import OutputFormatError, Response, Usage
 
 __all__ = ["llm_contract", "Tolerance", "Response", "Usage", "OutputFormatError"]

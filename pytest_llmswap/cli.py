@@ -30,7 +30,7 @@ def _read_json(path: str) -> Any:
 
 
 def _load_results(path: str) -> Any:
-    from .report.results import ResultsFormatError, RunResults
+    from .results import ResultsFormatError, RunResults
 
     try:
         return RunResults.from_dict(_read_json(path), source=path)
@@ -64,8 +64,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def merge_results(paths: Sequence[str]) -> Any:
     """Join shard results into one run, summaries recomputed; :class:`CliError` on mismatched shards."""
     from .aggregate import summarize  # lazily: it pulls in numpy and scipy
-    from .report.results import ResultsFormatError
-    from .report.results import merge_results as merge
+    from .results import ResultsFormatError
+    from .results import merge_results as merge
 
     raw = [(p, _read_json(p)) for p in paths]
     versions = {p: d.get("format_version") if isinstance(d, dict) else None for p, d in raw}

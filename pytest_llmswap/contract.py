@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from . import prompt as prompts
+from .drift.tolerance import Tolerance, ToleranceError
 
 CONTRACT_ATTR = "__llmswap_contract__"
 ITEM_FIXTURE = "_llmswap_item"
@@ -23,62 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class ContractError(ValueError):
     """A contract that cannot be expanded into cases: reported as one line at collection."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a candidate may drift from the golden before its test fails.
-
-    Similarity floors (``exact``, ``edit``, ``semantic``, ``field_agreement``, ``top1``) fail when the
-    candidate scores below them; ceilings (``style``, ``kl``, ``tokens``) fail when it scores above.
-    ``fields`` names JSON fields (dotted paths such as ``"customer.id"``) that must equal the golden's.
-    """
-
-    fields: tuple[str, ...] = ()
-    exact: float | None = None
-    edit: float | None = None
-    semantic: float | None = None
-    field_agreement: float | None = None
-    style: float | None = None
-    tokens: float | None = None
-    kl: float | None = None
-    top1: float | None = None
-
-    FLOORS = ("exact", "edit", "semantic", "field_agreement", "top1")
-    CEILINGS = ("style", "tokens", "kl")
-
-    @classmethod
-    def from_value(cls, value: Tolerance | dict[str, Any] | None) -> Tolerance:
-        """Accept a Tolerance, a plain dict with the same keys, or None (no drift limit)."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        if not isinstance(value, dict):
-            raise ContractError(f"tolerance must be a dict or Tolerance, not {type(value).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ContractError(f"unknown tolerance key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        data = dict(value)
-        if isinstance(data.get("fields"), str):
-            data["fields"] = (data["fields"],)
-        data["fields"] = tuple(data.get("fields", ()))
-        for name in cls.FLOORS + cls.CEILINGS:
-            if data.get(name) is not None and not isinstance(data[name], (int, float)):
-                raise ContractError(f"tolerance {name!r} must be a number, not {data[name]!r}")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"fields": list(self.fields)} if self.fields else {}
-        out.update({n: getattr(self, n) for n in self.FLOORS + self.CEILINGS if getattr(self, n) is not None})
-        return out
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """Metric names this tolerance needs scored (``fields`` maps to the JSON-field metric)."""
-        names = [n for n in self.FLOORS + self.CEILINGS if getattr(self, n) is not None]
-        return tuple(n.replace("field_agreement", "fields") for n in names)
 
 
 @dataclass(frozen=True)
@@ -97,6 +42,7 @@ class Contract:
     id: str | None = None
     examples: int = 20
     checks: tuple[Any, ...] = ()
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,22 +87,29 @@ def llm_contract(
     id: str | None = None,
     examples: int = 20,
     checks: Sequence[Any] = (),
+    allow_empty: bool = False,
 ) -> Callable[[F], F]:
     """Mark a test as an LLM contract: one test item per case (and per candidate model).
 
     ``prompt`` is an inline jinja2 template or a template file relative to the test file; ``cases`` a list
     of dicts, a ``.jsonl``/``.json``/``.csv`` path, or a hypothesis strategy (``examples`` cases drawn the
     same way on every run). The test receives fixtures ``output``, ``case`` and ``golden``; its assertions
-    (and any deepeval ``checks``) are the contract's checks.
+    (and any deepeval ``checks``) are the contract's checks. An empty answer is a failed call unless
+    ``allow_empty`` says the contract legitimately expects one.
     """
     if output not in OUTPUT_FORMATS:
         raise ContractError(f"llm_contract(output={output!r}): use one of {', '.join(OUTPUT_FORMATS)}")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ContractError("llm_contract(prompt=...) must be a non-empty template string or file name")
+    try:
+        limits = Tolerance.from_value(tolerance)
+    except ToleranceError as exc:
+        raise ContractError(str(exc)) from None
     spec = Contract(
         prompt=prompt, cases=cases, system=system, output=output, params=dict(params or {}),
-        tolerance=Tolerance.from_value(tolerance), weight=float(weight), rework_hours=float(rework_hours),
+        tolerance=limits, weight=float(weight), rework_hours=float(rework_hours),
         calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
+        allow_empty=bool(allow_empty),
     )
 
     def decorate(fn: F) -> F:
@@ -227,7 +180,11 @@ def _load_case_file(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ContractError(f"cases file not found: {path} (paths are relative to the test file)")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"cases file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                            "UTF-8") from None
     if suffix == ".jsonl":
         rows = []
         for lineno, line in enumerate(text.splitlines(), 1):

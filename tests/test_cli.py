@@ -12,8 +12,8 @@ import pytest
 
 from pytest_llmswap.aggregate import summarize
 from pytest_llmswap.cli import main
-from pytest_llmswap.report.results import RunResults
-from pytest_llmswap.report.synthetic import synthetic_results
+from pytest_llmswap.results import RunResults
+from pytest_llmswap.synthetic import synthetic_results
 
 
 def write(path: Path, data) -> str:

@@ -9,7 +9,7 @@ import pytest
 from pytest_llmswap.aggregate import summarize
 from pytest_llmswap.report import markdown
 from pytest_llmswap.report.markdown import append_step_summary, publish_markdown, render_markdown, short_diff
-from pytest_llmswap.report.synthetic import synthetic_results
+from pytest_llmswap.synthetic import synthetic_results
 
 HOSTILE = "```\n<img src=https://evil.example/x.png> @octocat | ![t](https://evil.example/t.png) <script>x</script>"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmswap.report.html import write_html
-from pytest_llmswap.report.synthetic import synthetic_results
+from pytest_llmswap.synthetic import synthetic_results
 
 pytestmark = pytest.mark.slow
 

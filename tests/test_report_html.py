@@ -11,9 +11,9 @@ import pytest
 from pytest_llmswap.aggregate import summarize
 from pytest_llmswap.report import html as report_html
 from pytest_llmswap.report.html import render_html, write_html
-from pytest_llmswap.report.results import CaseResult, RunResults
+from pytest_llmswap.results import CaseResult, RunResults
 from pytest_llmswap.report.svg import PlanePoint, capability_cost_plane, histogram
-from pytest_llmswap.report.synthetic import synthetic_results
+from pytest_llmswap.synthetic import synthetic_results
 from pytest_llmswap.report.view import word_diff
 
 HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2">'

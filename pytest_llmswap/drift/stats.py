@@ -135,13 +135,6 @@ def bootstrap_mean(values: Sequence[float], *, confidence: float = 0.95, resampl
     return Interval(float(x.mean()), float(low), float(high), confidence, "bootstrap-percentile", int(n))
 
 
-def regression_rate(golden_passed: Sequence[bool], candidate_passed: Sequence[bool], *,
-                    confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Interval:
-    """Share of paired cases that flip pass -> fail, with a bootstrap interval over cases."""
-    g, c = _paired(golden_passed, candidate_passed)
-    return bootstrap_mean(g & ~c, confidence=confidence, resamples=resamples, seed=seed)
-
-
 def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
     """Wilson score interval for a pass rate ``successes / n`` (well behaved at 0% and 100%)."""
     if n <= 0 or not 0 <= successes <= n:
@@ -152,6 +145,92 @@ def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half), confidence, "wilson", n)
+
+
+def clopper_pearson(events: int, n: int, *, confidence: float = 0.95) -> Interval:
+    """Exact (Clopper-Pearson) two-sided interval for a rate ``events / n``.
+
+    With zero events the upper bound is ``1 - ((1 - confidence) / 2) ** (1 / n)``, never 0: a small suite
+    with no regression cannot claim that regressions are impossible.
+    """
+    if n <= 0 or not 0 <= events <= n:
+        raise ValueError(f"need 0 <= events <= n and n > 0, got {events}/{n}")
+    from scipy.stats import beta
+
+    tail = (1 - confidence) / 2
+    low = 0.0 if events == 0 else float(beta.ppf(tail, events, n - events + 1))
+    high = 1.0 if events == n else float(beta.ppf(1 - tail, events + 1, n - events))
+    return Interval(events / n, low, high, confidence, "clopper-pearson", n)
+
+
+@dataclass(frozen=True)
+class PairedVerdicts:
+    """The candidate's checks against the incumbent's, with the incumbent's own noise as the yardstick.
+
+    Per case the incumbent passed ``s`` of its ``K`` golden samples (pass fraction ``f = s / K``) and the
+    candidate passed (``c = 1``) or failed (``c = 0``). ``regressions = sum((1 - c) * f)``: each failure of
+    the candidate weighs the chance that the incumbent would have passed that case; ``improvements =
+    sum(c * (1 - f))``. With K = 1 these are the usual flip counts. ``net = regressions - improvements``
+    is the candidate's excess of failures over the incumbent's, whose expectation is 0 for a candidate
+    that answers like the incumbent.
+
+    ``p_worse`` is an exact exchangeability test: under "the candidate is one more sample of the
+    incumbent", the candidate is equally likely to be any of the K + 1 answers of a case, so given the
+    case's total passes ``t = s + c`` the candidate passes with probability ``t / (K + 1)``. The number of
+    candidate passes then follows a Poisson-binomial law; ``p_worse`` is its lower tail at the observed
+    count (with K = 1 this is the one-sided exact McNemar test). ``rate`` bounds ``net / n`` at
+    ``confidence``: the wider of the exact Clopper-Pearson interval on ``max(0, round(net))`` events and
+    the normal interval with the test's per-case variance, so zero events never give [0%, 0%].
+    """
+
+    n: int
+    regressions: float
+    improvements: float
+    net: float
+    p_worse: float
+    rate: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_verdicts(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_passed: Sequence[bool],
+                    *, confidence: float = 0.95) -> PairedVerdicts:
+    """Flips, the exchangeability test and the net regression rate interval (see :class:`PairedVerdicts`)."""
+    s = np.asarray(golden_passes, dtype=float)
+    k = np.asarray(golden_samples, dtype=float)
+    c = np.asarray(candidate_passed, dtype=float)
+    if not s.shape == k.shape == c.shape or s.ndim != 1:
+        raise ValueError("golden_passes, golden_samples and candidate_passed need one entry per case")
+    if np.any(k < 1) or np.any(s < 0) or np.any(s > k):
+        raise ValueError("every case needs K >= 1 golden samples and 0 <= passes <= K")
+    n = int(c.size)
+    if n == 0:
+        return PairedVerdicts(0, 0.0, 0.0, 0.0, 1.0, Interval(0.0, 0.0, 1.0, confidence, "none", 0))
+    f = s / k
+    regressions, improvements = float(np.sum((1 - c) * f)), float(np.sum(c * (1 - f)))
+    net = regressions - improvements
+    p = (s + c) / (k + 1)  # each case's null probability that the candidate is a passing answer
+    uncertain = (p > 0) & (p < 1)  # cases where all K + 1 answers agree cannot tell the models apart
+    tail = _poisson_binomial_pmf(p[uncertain])[: int(np.sum(c[uncertain])) + 1].sum()
+    # d_i = c_i (1 + 1/K) - t_i / K: its null variance gives the spread of the net count.
+    se = float(np.sqrt(np.sum((1 + 1 / k) ** 2 * p * (1 - p))))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    exact = clopper_pearson(min(n, max(0, round(net))), n, confidence=confidence)
+    low = max(0.0, min(exact.low, (net - z * se) / n))
+    high = min(1.0, max(exact.high, (net + z * se) / n))
+    rate = Interval(max(0.0, net / n), low, high, confidence, "clopper-pearson+noise", n)
+    return PairedVerdicts(n, regressions, improvements, net, float(min(1.0, tail)), rate)
+
+
+def _poisson_binomial_pmf(probs: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The distribution of a sum of independent Bernoulli(probs), by convolution one case at a time."""
+    dist = np.zeros(len(probs) + 1)
+    dist[0] = 1.0
+    for i, q in enumerate(probs, start=1):
+        dist[1:i + 1] = dist[1:i + 1] * (1 - q) + dist[:i] * q
+        dist[0] *= 1 - q
+    return dist
 
 
 @dataclass(frozen=True)
@@ -189,11 +268,6 @@ def noise_excess(beyond_noise: Sequence[bool | None], samples: Sequence[int]) ->
             continue
         probs.append(1.0 / (k + 1))
         flagged += bool(flag)
-    # Poisson-binomial distribution of the count by convolution, one case at a time.
-    dist = np.zeros(len(probs) + 1)
-    dist[0] = 1.0
-    for i, p in enumerate(probs, start=1):
-        dist[1:i + 1] = dist[1:i + 1] * (1 - p) + dist[:i] * p
-        dist[0] *= 1 - p
+    dist = _poisson_binomial_pmf(probs)
     p_value = float(min(1.0, dist[flagged:].sum()))
     return NoiseExcess(len(probs), flagged, float(sum(probs)), p_value)

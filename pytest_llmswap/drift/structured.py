@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 MISSING = object()
@@ -61,12 +62,17 @@ def get_path(value: Any, path: str) -> Any:
     return current
 
 
-def named_field_mismatches(golden: Any, candidate: Any, paths: tuple[str, ...]) -> list[str]:
-    """One readable line per named field whose candidate value differs from the golden's."""
+def named_field_mismatches(goldens: Sequence[Any], candidate: Any, paths: tuple[str, ...]) -> list[str]:
+    """One readable line per named field whose candidate value is none of the values the golden samples gave.
+
+    With K samples of a noisy incumbent, any value the incumbent itself produced is acceptable.
+    """
     out = []
+    shown = lambda v: "<missing>" if v is MISSING else json.dumps(v)  # noqa: E731
     for path in paths:
-        g, c = get_path(golden, path), get_path(candidate, path)
-        if g != c:
-            shown = lambda v: "<missing>" if v is MISSING else json.dumps(v)  # noqa: E731
-            out.append(f"field {path!r}: golden {shown(g)}, candidate {shown(c)}")
+        allowed = [get_path(g, path) for g in goldens]
+        c = get_path(candidate, path)
+        if c not in allowed:
+            values = " or ".join(dict.fromkeys(shown(v) for v in allowed))
+            out.append(f"field {path!r}: golden {values}, candidate {shown(c)}")
     return out

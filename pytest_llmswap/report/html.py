@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from ..files import write_text
 from . import view
-from .results import CaseResult, RunResults
+from ..results import CaseResult, RunResults
 from .svg import PlanePoint, capability_cost_plane, histogram
 
 #: Cases that need attention (regressions, failures, drift beyond tolerance) rendered in full per contract
@@ -56,7 +58,7 @@ def render_html(results: RunResults) -> str:
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     candidates = view.candidate_views(results)
     return env.get_template("report.html.j2").render(
-        results=results, candidates=candidates, incumbent=results.summaries.get("incumbent", {}),
+        results=results, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
         plane=_plane(results, candidates), metrics=_metric_charts(candidates),
         contract_rows=_contract_rows(results, candidates), groups=_case_groups(results),
         limits={"attention": ATTENTION_SHOWN, "passing": PASSING_SHOWN, "text": TEXT_LIMIT, "compact": COMPACT_LIMIT},
@@ -66,39 +68,38 @@ def render_html(results: RunResults) -> str:
 def write_html(results: RunResults, path: str | Path) -> Path:
     """Render the report and write it (UTF-8) to ``path``; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(results), encoding="utf-8")
+    write_text(path, render_html(results))
     return path
 
 
 def _plane(results: RunResults, candidates: list[view.CandidateView]) -> Markup:
-    incumbent = results.summaries.get("incumbent", {})
+    incumbent = results.summaries.incumbent if results.summaries else None
     points = []
-    if results.incumbent is not None and incumbent.get("golden_pass_rate") is not None:
-        per_call = incumbent.get("cost_per_call")
-        points.append(PlanePoint(f"{results.incumbent.name} (incumbent)", incumbent["golden_pass_rate"],
+    if results.incumbent is not None and incumbent is not None and incumbent.golden_pass_rate is not None:
+        per_call = incumbent.usage.cost_per_call
+        points.append(PlanePoint(f"{results.incumbent.name} (incumbent)", incumbent.golden_pass_rate,
                                  None if per_call is None else per_call * 1000, incumbent=True, css="inc"))
     for c in candidates:
-        if c.summary.get("pass_rate") is not None:
-            ci = c.summary.get("pass_rate_ci")
-            points.append(PlanePoint(c.model.name, c.summary["pass_rate"], c.switching.get("cost_per_1k_calls"),
+        if c.summary is not None and c.summary.pass_rate is not None:
+            ci = c.summary.pass_rate_ci
+            points.append(PlanePoint(c.model.name, c.summary.pass_rate,
+                                     c.switching.cost_per_1k_calls if c.switching else None,
                                      tuple(ci) if ci else None, css=c.css))
     return capability_cost_plane(points) if points else Markup("")
 
 
 def _metric_charts(candidates: list[view.CandidateView]) -> list[dict[str, Any]]:
-    names = {m for c in candidates for m in c.summary.get("metrics", {})}
+    names = {m for c in candidates if c.summary for m in c.summary.metrics}
     ordered = [m for m in METRIC_ORDER if m in names] + sorted(names - set(METRIC_ORDER))
     charts = []
     for name in ordered:
         cells = []
         for c in candidates:
-            metric = c.summary.get("metrics", {}).get(name)
-            if not metric or not metric.get("values"):
+            metric = c.summary.metrics.get(name) if c.summary else None
+            if not metric or not metric.values:
                 continue
-            cells.append({"candidate": c.model.name, "mean": metric.get("mean"), "ci": metric.get("ci"),
-                          "n": metric.get("n"), "noise_floor": metric.get("noise_floor"),
-                          "svg": histogram([v for v in metric["values"] if v is not None], metric.get("noise_floor"))})
+            cells.append({"candidate": c.model.name, "mean": metric.mean, "ci": metric.ci, "n": metric.n,
+                          "noise_floor": metric.noise_floor, "svg": histogram(list(metric.values), metric.noise_floor)})
         if cells:
             charts.append({"name": name, "cells": cells})
     return charts
@@ -107,13 +108,15 @@ def _metric_charts(candidates: list[view.CandidateView]) -> list[dict[str, Any]]
 def _contract_rows(results: RunResults, candidates: list[view.CandidateView]) -> list[dict[str, Any]]:
     rows = []
     for c in candidates:
-        for cid, s in c.summary.get("contracts", {}).items():
+        if c.summary is None or c.switching is None:
+            continue
+        for cid, s in c.summary.contracts.items():
             # Costs from the switching cost, so that the table, the cards and the plane price calls alike.
-            sw = c.switching.get("contracts", {}).get(cid, {})
-            rows.append({"contract": cid, "candidate": c.model.name, **s,
-                         "cost_per_call": sw.get("candidate_cost_per_call", s.get("cost_per_call")),
-                         "incumbent_cost_per_call": sw.get("incumbent_cost_per_call"),
-                         "needs_rework": sw.get("needs_rework", False)})
+            sw = c.switching.contracts.get(cid)
+            rows.append({"contract": cid, "candidate": c.model.name, **asdict(s),
+                         "cost_per_call": sw.candidate_cost_per_call if sw else s.cost_per_call,
+                         "incumbent_cost_per_call": sw.incumbent_cost_per_call if sw else None,
+                         "needs_rework": sw.needs_rework if sw else False})
 
     def drift(row: dict[str, Any]) -> float:
         value = row.get("mean_semantic")
@@ -121,7 +124,7 @@ def _contract_rows(results: RunResults, candidates: list[view.CandidateView]) ->
         return 1.0 if value is None else value
 
     # Server-side default order, so that the table reads right without JavaScript.
-    rows.sort(key=lambda r: (-r.get("regressions", 0), -r.get("exceeded", 0), drift(r), r["contract"], r["candidate"]))
+    rows.sort(key=lambda r: (-r["regressions"], -r["exceeded"], drift(r), r["contract"], r["candidate"]))
     return rows
 
 
@@ -138,7 +141,7 @@ def _case_view(case: CaseResult) -> dict[str, Any]:
         "case": case, "outcome": view.outcome(case), "left": left, "right": right, "cut": golden_cut or output_cut,
         "prompt": prompt, "prompt_cut": prompt_cut, "samples": len(case.golden),
         "variables": json.dumps(case.variables, ensure_ascii=False, indent=1, default=str),
-        "metrics": [(name, case.metrics[name], name in case.exceeded) for name in
+        "metrics": [(name, case.metrics[name], name in case.exceeded_metrics) for name in
                     sorted(case.metrics, key=lambda m: (METRIC_ORDER.index(m) if m in METRIC_ORDER else 99, m))],
     }
 

@@ -12,8 +12,9 @@ import os
 import re
 from pathlib import Path
 
+from ..files import write_text
 from . import view
-from .results import CaseResult, RunResults
+from ..results import CaseResult, RunResults
 
 DEFAULT_LIMIT = 60_000
 #: Most cases listed per candidate, before the size limit even applies: a PR comment is a summary.
@@ -21,7 +22,7 @@ CASES_PER_CANDIDATE = 25
 SNIPPET_CHARS = 240
 
 _PUNCT = re.compile(r"([\\`*_\[\]<>|#@!~])")
-_ICON = {"drop-in": "✅", "migrate with rework": "⚠️", "not recommended": "❌"}
+_ICON = {"drop-in": "✅", "migrate with rework": "⚠️", "not recommended": "❌", "inconclusive": "❔"}
 
 
 def _text(value: object) -> str:
@@ -68,49 +69,52 @@ def _size(text: str) -> int:
 
 def _header(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
     inc = results.incumbent
-    incumbent = results.summaries.get("incumbent", {})
+    incumbent = results.summaries.incumbent if results.summaries else None
     lines = ["## pytest-llmswap: model migration report", ""]
     who = f"Incumbent **{_text(inc.name)}** ({_code(inc.resolved_id or inc.spec)})" if inc else "No incumbent"
     lines += [f"{who} · {len(candidates)} candidate(s) · {len(results.cases):,} case row(s) in "
               f"{len(results.contracts)} contract(s) · run at {_text(results.created_at)}", ""]
     if not candidates:
         return lines
-    lines += ["| candidate | verdict | pass rate [95% CI] | regressions / improvements | McNemar p | beyond tolerance "
+    lines += ["| candidate | verdict | pass rate [95% CI] | failed calls | regressions / improvements | beyond tolerance "
               "| monthly cost (Δ) | latency p50 / p95 | tokens / task | break-even |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for c in candidates:
         s, sw = c.summary, c.switching
-        ci = s.get("pass_rate_ci")
-        rate = view.pct(s.get("pass_rate")) + (f" [{view.pct(ci[0])}, {view.pct(ci[1])}]" if ci else "")
+        if s is None or sw is None:
+            lines.append(f"| **{_text(c.model.name)}** | no summary |" + " — |" * 8)
+            continue
+        ci = s.pass_rate_ci
+        rate = view.pct(s.pass_rate) + (f" [{view.pct(ci[0])}, {view.pct(ci[1])}]" if ci else "")
         monthly = "unknown"
-        if sw.get("candidate_monthly_usd") is not None:
-            delta = sw["monthly_delta_usd"]
-            monthly = f"{view.money(sw['candidate_monthly_usd'])} ({'+' if delta > 0 else ''}{view.money(delta)})"
+        if sw.candidate_monthly_usd is not None and sw.monthly_delta_usd is not None:
+            delta = sw.monthly_delta_usd
+            monthly = f"{view.money(sw.candidate_monthly_usd)} ({'+' if delta > 0 else ''}{view.money(delta)})"
         lines.append(" | ".join([
-            f"| **{_text(c.model.name)}**", f"{_ICON.get(c.label, '')} {c.label}", rate,
-            f"{s.get('regressions', '—')} / {s.get('improvements', '—')}", view.number(s.get("mcnemar_p")),
-            str(s.get("exceeded", "—")), monthly,
-            f"{view.seconds(s.get('latency_p50'))} / {view.seconds(s.get('latency_p95'))}",
-            view.number(s.get("tokens_per_task"), 4), view.months(sw)]) + " |")
+            f"| **{_text(c.model.name)}**", f"{_ICON.get(c.label, '')} {c.label}", rate, str(s.failed_calls),
+            f"{s.regressions:g} / {s.improvements:g}", str(s.exceeded), monthly,
+            f"{view.seconds(s.usage.latency_p50)} / {view.seconds(s.usage.latency_p95)}",
+            view.number(s.usage.tokens_per_task, 4), view.months(sw)]) + " |")
     if incumbent:
-        monthly = next((c.switching.get("incumbent_monthly_usd") for c in candidates), None)
-        lines += ["", f"Incumbent: pass rate {view.pct(incumbent.get('golden_pass_rate'))} on its goldens, "
-                      f"{view.money(monthly)} per month, latency p50 {view.seconds(incumbent.get('latency_p50'))} / "
-                      f"p95 {view.seconds(incumbent.get('latency_p95'))}, "
-                      f"{view.number(incumbent.get('tokens_per_task'), 4)} tokens per task."]
+        monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
+        lines += ["", f"Incumbent: pass rate {view.pct(incumbent.golden_pass_rate)} on its goldens, "
+                      f"{view.money(monthly)} per month, latency p50 {view.seconds(incumbent.usage.latency_p50)} / "
+                      f"p95 {view.seconds(incumbent.usage.latency_p95)}, "
+                      f"{view.number(incumbent.usage.tokens_per_task, 4)} tokens per task."]
     rate = view.money(results.settings.get("hourly_rate", 100.0))
     lines += ["", "### Switching cost", "", f"Rework at {rate} per hour for every contract with a regression or "
               "drift beyond tolerance; break-even = rework / monthly saving.", "",
               "| candidate | contracts to rework | rework | monthly saving | break-even |", "|---|---|---|---|---|"]
     for c in candidates:
         sw = c.switching
-        names = sw.get("rework_contracts", [])
+        if sw is None:
+            continue
+        names = sw.rework_contracts
         shown = ", ".join(_code(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        lines.append(f"| **{_text(c.model.name)}** | {shown or 'none'} | {view.number(sw.get('rework_hours'))} h = "
-                     f"{view.money(sw.get('rework_usd'))} | {view.money(sw.get('monthly_saving_usd'))} | "
-                     f"{view.months(sw)} |")
+        lines.append(f"| **{_text(c.model.name)}** | {shown or 'none'} | {view.number(sw.rework_hours)} h = "
+                     f"{view.money(sw.rework_usd)} | {view.money(sw.monthly_saving_usd)} | {view.months(sw)} |")
     lines += ["", "<details><summary>Why each verdict</summary>", ""]
-    lines += [f"- **{_text(c.model.name)}** ({c.label}): {_text('; '.join(c.verdict.get('reasons', [])))}"
+    lines += [f"- **{_text(c.model.name)}** ({c.label}): {_text('; '.join(c.verdict.reasons if c.verdict else ()))}"
               for c in candidates]
     lines += ["", "</details>", ""]
     return lines
@@ -181,8 +185,7 @@ def publish_markdown(results: RunResults, path: str | Path | None = None,
     written = []
     if path is not None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
         written.append(path)
     if append_step_summary(text):
         written.append(Path(os.environ["GITHUB_STEP_SUMMARY"]))

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .results import CaseResult, ModelInfo, RunResults
+from ..results import CaseResult, ModelInfo, RunResults
+from ..summaries import CandidateSummary, Switching, Verdict
 
 # A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.
 _TOKEN = re.compile(r"\S+\s*|\s+")
@@ -36,12 +37,14 @@ def seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
-def months(switching: dict[str, Any]) -> str:
+def months(switching: Switching | None) -> str:
     """Break-even in words: ``4.2 months``, ``now`` (nothing to pay back), ``never`` or ``unknown``."""
-    value = switching.get("break_even_months")
+    if switching is None:
+        return "unknown"
+    value = switching.break_even_months
     if value is not None:
         return "now" if value == 0 else f"{value:.1f} months"
-    return "never" if switching.get("never_breaks_even") else "unknown"
+    return "never" if switching.never_breaks_even else "unknown"
 
 
 Segments = list[tuple[str, str]]
@@ -69,7 +72,9 @@ def word_diff(golden: str, candidate: str, max_tokens: int = 1500) -> tuple[Segm
 
 
 def outcome(case: CaseResult) -> str:
-    """One word for a case row: regression, failed, exceeded, error, improvement or passed."""
+    """One word for a case row: failed call, error, regression, failed, exceeded, improvement or passed."""
+    if case.call_error:
+        return "failed call"
     if case.failure:
         return "error"
     if case.flip == "regression":
@@ -83,7 +88,7 @@ def outcome(case: CaseResult) -> str:
     return "passed"
 
 
-_ATTENTION_RANK = {"regression": 0, "error": 1, "failed": 2, "exceeded": 3}
+_ATTENTION_RANK = {"failed call": 0, "regression": 1, "error": 2, "failed": 3, "exceeded": 4}
 
 
 def needs_attention(case: CaseResult) -> bool:
@@ -100,28 +105,29 @@ def attention_key(case: CaseResult) -> tuple[int, float, str]:
 
 @dataclass
 class CandidateView:
-    """One candidate with its summary, switching cost and verdict, each possibly empty for an old results file."""
+    """One candidate with its summary, switching cost and verdict (None for a results file without summaries)."""
 
     model: ModelInfo
-    summary: dict[str, Any]
-    switching: dict[str, Any]
-    verdict: dict[str, Any]
+    summary: CandidateSummary | None
+    switching: Switching | None
+    verdict: Verdict | None
 
     @property
     def label(self) -> str:
-        return self.verdict.get("verdict", "no verdict")
+        return self.verdict.verdict if self.verdict else "no verdict"
 
     @property
     def css(self) -> str:
-        return {"drop-in": "ok", "migrate with rework": "warn", "not recommended": "bad"}.get(self.label, "none")
+        return {"drop-in": "ok", "migrate with rework": "warn", "not recommended": "bad",
+                "inconclusive": "none"}.get(self.label, "none")
 
 
 def candidate_views(results: RunResults) -> list[CandidateView]:
-    """A view per candidate, from the summaries :func:`..aggregate.summarize` made."""
-    summaries = results.summaries.get("candidates", {})
-    switching = results.summaries.get("switching", {})
-    verdicts = results.summaries.get("verdicts", {})
-    return [CandidateView(m, summaries.get(m.name, {}), switching.get(m.name, {}), verdicts.get(m.name, {}))
+    """A view per candidate, from the summaries :func:`...aggregate.summarize` made."""
+    s = results.summaries
+    if s is None:
+        return [CandidateView(m, None, None, None) for m in results.candidates]
+    return [CandidateView(m, s.candidates.get(m.name), s.switching.get(m.name), s.verdicts.get(m.name))
             for m in results.candidates]
 
 

@@ -1,16 +1,22 @@
-"""The results of a run: what the JSON file holds and what every report renders.
+"""The run's data model: each case's result, the models and contracts, and the JSON file that holds them.
 
 Plain dataclasses with lossless ``to_dict``/``from_dict`` so that ``llmswap report`` and ``llmswap merge``
-work from saved files exactly as the plugin does at the end of a session.
+work from saved files exactly as the plugin does at the end of a session. The summaries derived from the
+cases (per candidate, switching cost, verdicts) are typed too: :mod:`.summaries`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-RESULTS_FORMAT_VERSION = 1
+from .summaries import Summaries
+
+RESULTS_FORMAT_VERSION = 2
 
 
 class ResultsFormatError(ValueError):
@@ -31,23 +37,32 @@ class ContractInfo:
 
 @dataclass
 class ModelInfo:
-    """A model as the run saw it: the name used in test ids, its spec and its resolved id."""
+    """A model as the run saw it: the name used in test ids, its spec, its resolved id and how it is priced.
+
+    ``throughput_tok_s`` is the output tokens per second measured in this run (GPU-hour pricing only);
+    ``cost_basis`` says in words how its calls were priced.
+    """
 
     name: str
     spec: str
     kind: str
     resolved_id: str = ""
     prices: dict[str, float | None] | None = None
+    throughput_tok_s: float | None = None
+    cost_basis: str = ""
 
 
 @dataclass
 class CaseResult:
     """One case of one contract on one candidate (``candidate`` is None for a replay or record row).
 
-    ``golden`` holds the incumbent's samples (``Response.to_dict``), ``output`` the candidate's response.
-    ``golden_passed``/``candidate_passed`` are the contract's checks on each; ``flip`` is ``"regression"``
-    (passed on the golden, fails on the candidate), ``"improvement"`` or None. ``metrics`` maps metric
-    names to values (None when not applicable). ``passed`` is the pytest outcome of the item.
+    ``golden`` holds the incumbent's K samples (``Response.to_dict``), ``output`` the candidate's response.
+    ``golden_passes`` counts the samples the contract's checks passed on; ``golden_passed`` is True when
+    most did. ``candidate_passed`` is the checks on the candidate's answer (None when its call failed:
+    ``call_error`` says why). ``flip`` is ``"regression"`` (the candidate failed where the incumbent passed
+    at least one sample), ``"improvement"`` or None; the suite statistics weigh it by the incumbent's pass
+    fraction. ``exceeded`` holds one line per tolerance broken and ``exceeded_metrics`` their metric names.
+    ``passed`` is the pytest outcome of the item; ``failure`` a run problem (no golden, a failed call).
     """
 
     contract: str
@@ -58,6 +73,7 @@ class CaseResult:
     golden: list[dict[str, Any]] = field(default_factory=list)
     output: dict[str, Any] | None = None
     golden_passed: bool | None = None
+    golden_passes: int | None = None
     candidate_passed: bool | None = None
     check_message: str | None = None
     flip: str | None = None
@@ -66,13 +82,22 @@ class CaseResult:
     beyond_noise: bool | None = None
     notes: dict[str, str] = field(default_factory=dict)
     exceeded: list[str] = field(default_factory=list)
+    exceeded_metrics: list[str] = field(default_factory=list)
     passed: bool = False
     failure: str | None = None
+    call_error: str | None = None
+
+    @property
+    def golden_pass_fraction(self) -> float | None:
+        """Share of the incumbent's samples that passed the checks (None when they were not checked)."""
+        if self.golden_passes is None or not self.golden:
+            return None
+        return self.golden_passes / len(self.golden)
 
 
 @dataclass
 class RunResults:
-    """Everything a run produced. ``summaries`` are derived from ``cases`` by :mod:`..aggregate`."""
+    """Everything a run produced. ``summaries`` are derived from ``cases`` by :mod:`.aggregate`."""
 
     created_at: str
     incumbent: ModelInfo | None = None
@@ -82,7 +107,7 @@ class RunResults:
     stale_goldens: list[str] = field(default_factory=list)
     unused_goldens: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
-    summaries: dict[str, Any] = field(default_factory=dict)
+    summaries: Summaries | None = None
     format_version: int = RESULTS_FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,19 +123,38 @@ class RunResults:
                 f"{source}: results format version {version} is not supported (this pytest-llmswap reads "
                 f"version {RESULTS_FORMAT_VERSION}); re-run the suite or upgrade pytest-llmswap")
         try:
-            return cls(
-                created_at=data["created_at"],
-                incumbent=_build(ModelInfo, data.get("incumbent")),
-                candidates=[_build(ModelInfo, m) for m in data.get("candidates", [])],
-                contracts=[_build(ContractInfo, c) for c in data.get("contracts", [])],
-                cases=[_build(CaseResult, c) for c in data.get("cases", [])],
-                stale_goldens=list(data.get("stale_goldens", [])),
-                unused_goldens=list(data.get("unused_goldens", [])),
-                settings=dict(data.get("settings", {})),
-                summaries=dict(data.get("summaries", {})),
-            )
-        except (KeyError, TypeError) as exc:
+            return from_plain(cls, data)
+        except (KeyError, TypeError, ValueError) as exc:
             raise ResultsFormatError(f"{source}: malformed results file ({exc})") from None
+
+
+def from_plain(kind: Any, data: Any) -> Any:
+    """Rebuild a value of type ``kind`` (dataclasses, lists, tuples, dicts, optionals) from JSON data.
+
+    Unknown keys are ignored, so a file written by a newer patch release with an extra field still reads.
+    """
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        if data is None:
+            return None
+        return from_plain(next(a for a in typing.get_args(kind) if a is not type(None)), data)
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        if not isinstance(data, dict):
+            raise TypeError(f"{kind.__name__} needs an object, not {type(data).__name__}")
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: from_plain(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)
+                       if f.init and f.name in data})
+    if origin in (list, Sequence) and isinstance(data, list):
+        (item,) = typing.get_args(kind) or (Any,)
+        return [from_plain(item, v) for v in data]
+    if origin is tuple and isinstance(data, (list, tuple)):
+        args = typing.get_args(kind)
+        item = args[0] if args else Any
+        return tuple(from_plain(item, v) for v in data)
+    if origin is dict and isinstance(data, dict):
+        _, value = typing.get_args(kind) or (str, Any)
+        return {k: from_plain(value, v) for k, v in data.items()}
+    return data
 
 
 def merge_results(parts: Sequence[tuple[str, RunResults]]) -> RunResults:
@@ -160,11 +204,15 @@ def merge_results(parts: Sequence[tuple[str, RunResults]]) -> RunResults:
     return merged
 
 
+# Measured per run, so shards measure them apart: not a disagreement about which model it is.
+_PER_RUN = ("resolved_id", "throughput_tok_s", "cost_basis")
+
+
 def _same_model(kind: str, first: ModelInfo, other: ModelInfo, first_src: str, other_src: str) -> None:
-    # A part that ran no case of a model saw no answer and so no resolved id: that is not a disagreement.
+    blank = dict.fromkeys(_PER_RUN[1:])
     if not first.resolved_id or not other.resolved_id:
-        first, other = replace(first, resolved_id=""), replace(other, resolved_id="")
-    _same(kind, first.name, first, other, first_src, other_src)
+        blank["resolved_id"] = ""
+    _same(kind, first.name, replace(first, **blank), replace(other, **blank), first_src, other_src)
 
 
 def _more_resolved(first: ModelInfo, other: ModelInfo) -> ModelInfo:
@@ -175,10 +223,3 @@ def _same(kind: str, key: str, first: Any, other: Any, first_src: str, other_src
     if first != other:
         raise ResultsFormatError(f"{other_src} and {first_src} disagree on {kind} {key!r}; only shards of one "
                                  "run (same incumbent, models and settings) can be merged")
-
-
-def _build(kind: type, data: dict[str, Any] | None) -> Any:
-    if data is None:
-        return None
-    names = {f.name for f in fields(kind)}
-    return kind(**{k: v for k, v in data.items() if k in names})

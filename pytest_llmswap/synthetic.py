@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..aggregate import summarize
+from .aggregate import summarize
+from .settings import Settings
 from .results import CaseResult, ContractInfo, ModelInfo, RunResults
 
 _WORDS = ("the customer reports a billing error on invoice order account refund shipping delay password reset "
           "login fails since update please escalate to tier two support team priority high low medium").split()
-_SETTINGS = {"hourly_rate": 100.0, "alpha": 0.05, "max_regression_rate": 0.05}
 
 
 def _response(text: str, model: str, rng: random.Random, cost_usd: float | None, latency: float) -> dict[str, Any]:
@@ -61,6 +61,8 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
         text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 30)))
         golden = [_response(_mutate(text, rng, 0.03 * k), incumbent.resolved_id, rng, 0.0025, 0.9) for k in range(2)]
         golden_passed = rng.random() > 0.04
+        for sample in golden:
+            sample["passed"] = golden_passed
         for model in candidates:
             cost, latency, rate, regress = profile[model.name]
             forced = extra_outputs.get((model.name, case_id))
@@ -77,13 +79,15 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
                 contract=contract.id, case_id=case_id, candidate=model.name, variables={"ticket": text[:60]},
                 prompt=f"Classify the ticket and answer in JSON.\n\nTicket: {text}", golden=golden,
                 output=_response(out_text, model.resolved_id, rng, cost, latency), golden_passed=golden_passed,
+                golden_passes=len(golden) if golden_passed else 0,
                 candidate_passed=candidate_passed,
                 check_message=None if candidate_passed else "AssertionError: category 'other' not in expected set",
                 flip=flip, metrics={"exact": float(same), "edit": edit, "semantic": semantic,
                                     "tokens": len(out_text.split()) / max(1, len(text.split()))},
                 floors={"edit": 0.9, "semantic": 0.93}, beyond_noise=edit < 0.9 or semantic < 0.93,
-                exceeded=exceeded, passed=candidate_passed and not exceeded))
+                exceeded=["semantic 0.800 < 0.85"] if exceeded else [], exceeded_metrics=exceeded,
+                passed=candidate_passed and not exceeded))
     results = RunResults(created_at="2026-05-01T12:00:00+00:00", incumbent=incumbent, candidates=candidates,
-                         contracts=contracts, cases=cases, settings=dict(_SETTINGS))
+                         contracts=contracts, cases=cases, settings=Settings().to_dict())
     results.summaries = summarize(results)
     return results

@@ -1,0 +1,31 @@
+"""Output tokens per second of models priced by the GPU hour, measured side by side in this run.
+
+Latency recorded per call depends on the machine's load and on how many calls shared it, so it cannot
+price a GPU hour. Instead every such model answers the same calibration prompts, in interleaved rounds
+after one warm-up round, and its throughput is the median over rounds of output tokens / wall time of
+the whole round: concurrent or batched calls share the time they used, as they share a real GPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+
+from ..types import Request, Response
+from .base import Backend
+
+
+def measure_throughput(models: Mapping[str, tuple[Backend, Sequence[Request]]], *, rounds: int = 3,
+                       clock: object = time.perf_counter) -> dict[str, float | None]:
+    """Median output tokens per second of each model on its requests (None when no round produced a token)."""
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(rounds + 1):
+        for name, (backend, requests) in models.items():
+            start = clock()  # type: ignore[operator]
+            answers = backend.complete(list(requests))
+            wall = clock() - start  # type: ignore[operator]
+            produced = sum(a.usage.output_tokens for a in answers if isinstance(a, Response))
+            if round_ and produced and wall > 0:  # round 0 warms caches and lazy loads up
+                samples[name].append(produced / wall)
+    return {name: statistics.median(values) if values else None for name, values in samples.items()}

@@ -1,0 +1,154 @@
+"""The typed summaries every renderer reads: per candidate, per contract, the incumbent, switching, verdict.
+
+Frozen dataclasses of plain values, made by :mod:`.aggregate` and :mod:`.cost`; ``RunResults.to_dict``
+writes them into the JSON file and ``from_plain`` reads them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DROP_IN = "drop-in"
+REWORK = "migrate with rework"
+NOT_RECOMMENDED = "not recommended"
+INCONCLUSIVE = "inconclusive"
+VERDICTS = (DROP_IN, REWORK, NOT_RECOMMENDED, INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One drift metric over a candidate's cases: mean with a bootstrap interval, values, noise floor."""
+
+    mean: float | None
+    ci: tuple[float, float]
+    n: int
+    values: tuple[float, ...]
+    noise_floor: float | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Latency, tokens and cost of a set of calls (cost per call None when any call is unpriced)."""
+
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    tokens_per_task: float | None = None
+    total_tokens: int = 0
+    cost_usd: float | None = None
+    cost_per_call: float | None = None
+
+
+@dataclass(frozen=True)
+class ContractSummary:
+    """One contract on one candidate."""
+
+    cases: int
+    failed_calls: int
+    checks_passed: int
+    regressions: float
+    improvements: float
+    exceeded: int
+    mean_edit: float | None
+    mean_semantic: float | None
+    cost_per_call: float | None
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
+
+    cases: int
+    failed_calls: int
+    failed_call_rate: float | None
+    first_error: str | None
+    items_passed: int
+    checks_passed: int
+    pass_rate: float | None
+    pass_rate_ci: tuple[float, float] | None
+    golden_pass_rate: float | None
+    answered: int                   # cases with an answer, on which the paired statistics are computed
+    incumbent_passes: float         # sum of the incumbent's pass fractions over the answered cases
+    regressions: float              # weighted by the incumbent's pass fraction (docs/metrics.md)
+    improvements: float
+    net_regressions: float
+    p_worse: float | None           # exact exchangeability test: is the candidate worse than the incumbent?
+    regression_rate: float | None
+    regression_rate_ci: tuple[float, float] | None
+    exceeded: int
+    drifted: int | None             # cases beyond the incumbent's noise floor (None when K = 1 everywhere)
+    drift_cases: int                # cases with a known noise floor
+    noise_p_value: float | None
+    tokens_per_passed_check: float | None
+    metrics: dict[str, MetricSummary]
+    usage: Usage
+    contracts: dict[str, ContractSummary]
+
+
+@dataclass(frozen=True)
+class IncumbentSummary:
+    """The incumbent as its goldens describe it (and priced like the candidates)."""
+
+    name: str
+    golden_pass_rate: float | None
+    usage: Usage
+    contract_cost_per_call: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContractSwitching:
+    """One contract's part of a candidate's switching cost."""
+
+    calls_per_month: float | None
+    incumbent_cost_per_call: float | None
+    candidate_cost_per_call: float | None
+    incumbent_monthly_usd: float | None
+    candidate_monthly_usd: float | None
+    regressions: float
+    exceeded: int
+    needs_rework: bool
+    rework_usd: float
+
+
+@dataclass(frozen=True)
+class Switching:
+    """What moving to the candidate costs: monthly run cost on both sides, rework, break-even."""
+
+    incumbent_monthly_usd: float | None
+    candidate_monthly_usd: float | None
+    monthly_delta_usd: float | None
+    monthly_saving_usd: float | None
+    hourly_rate: float
+    rework_hours: float
+    rework_usd: float
+    rework_contracts: tuple[str, ...]
+    break_even_months: float | None
+    never_breaks_even: bool
+    unpriced_contracts: tuple[str, ...]
+    unpriced_reason: str | None
+    cost_per_1k_calls: float | None
+    contracts: dict[str, ContractSwitching]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one candidate: a label from :data:`VERDICTS`, a one-line headline and the reasons.
+
+    ``rule`` names the row of the verdict table in docs/cost.md that decided it.
+    """
+
+    verdict: str
+    headline: str
+    rule: str
+    reasons: tuple[str, ...]
+    rework_contracts: tuple[str, ...] = ()
+    exceeded_contracts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """All summaries of a run, by candidate name where per candidate."""
+
+    incumbent: IncumbentSummary
+    candidates: dict[str, CandidateSummary] = field(default_factory=dict)
+    switching: dict[str, Switching] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
