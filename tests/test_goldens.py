@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from pytest_llmswap import golden as golden_mod
-from pytest_llmswap.golden import GoldenCase, GoldenStore, golden_path, load_golden_file
+from pytest_llmswap import files as files_mod
+from pytest_llmswap.files import OutputWriteError
+from pytest_llmswap.golden import GoldenCase, GoldenFormatError, GoldenStore, golden_path, load_golden_file
 
 
 def make_case(text: str) -> GoldenCase:
@@ -45,12 +46,64 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(golden_mod.os, "replace", crash)
+    monkeypatch.setattr(files_mod.os, "replace", crash)
     store.put(module, "test_c", "a", make_case("new"))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputWriteError, match=r"^cannot write .*test_x.json: disk full$"):
         store.flush()
     assert golden_path(module).read_text() == before
     assert [p.name for p in golden_path(module).parent.iterdir()] == ["test_x.json"]
+
+
+def test_an_odd_character_in_one_answer_costs_no_golden(tmp_path):
+    """A lone surrogate, a NUL and 1 MB in one answer: every golden of both modules is written, losslessly."""
+    odd = "bad \udc80 byte \x00 nul " + "z" * (1 << 20)
+    store = GoldenStore()
+    for module in ("test_a.py", "test_b.py"):
+        store.put(tmp_path / module, "test_c", "odd", make_case(odd))
+        store.put(tmp_path / module, "test_c", "fine", make_case("caf\u00e9"))
+    assert len(store.flush()) == 2
+    for module in ("test_a.py", "test_b.py"):
+        cases = load_golden_file(golden_path(tmp_path / module))["test_c"]
+        assert cases["odd"].samples[0]["text"] == odd and cases["fine"].samples[0]["text"] == "caf\u00e9"
+    assert "caf\u00e9" in golden_path(tmp_path / "test_a.py").read_text(encoding="utf-8")  # readable, not escaped
+
+
+def test_one_unwritable_golden_file_is_one_line_and_the_others_are_written(tmp_path):
+    store = GoldenStore()
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / "__llm_goldens__").write_text("a file where the golden folder should be")
+    store.put(tmp_path / "blocked" / "test_a.py", "test_c", "x", make_case("a"))
+    store.put(tmp_path / "test_b.py", "test_c", "x", make_case("b"))
+    with pytest.raises(OutputWriteError) as info:
+        store.flush()
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'blocked' / '__llm_goldens__' / 'test_a.json'}: ")
+    assert "\n" not in str(info.value)
+    assert store.written == [golden_path(tmp_path / "test_b.py")]
+    assert load_golden_file(golden_path(tmp_path / "test_b.py"))["test_c"]["x"].samples[0]["text"] == "b"
+
+
+@pytest.mark.parametrize("case, detail", [
+    ({"prompt_hash": "h", "samples": [{"usage": {}}]}, "sample 1 has no 'text' string"),
+    ({"prompt_hash": "h", "samples": [{"text": None}]}, "sample 1 has no 'text' string"),
+    ({"prompt_hash": "h", "samples": []}, "'samples' must be a non-empty list"),
+    ({"samples": [{"text": "t"}]}, "missing field 'prompt_hash'"),
+    ("not a case", ""),
+])
+def test_a_malformed_golden_names_the_file_and_the_case(tmp_path, case, detail):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"format_version": 1, "contracts": {"test_c": {"cases": {"a": case}}}}))
+    with pytest.raises(GoldenFormatError) as info:
+        load_golden_file(path)
+    assert str(info.value).startswith(f"golden file {path} is malformed at test_c[a] ({detail}")
+
+
+def test_goldens_get_the_umask_not_0600(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    store = GoldenStore()
+    store.put(tmp_path / "test_x.py", "test_c", "a", make_case("t"))
+    [path] = store.flush()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_plain_replay_imports_no_heavy_library(suite):
@@ -101,4 +154,4 @@ def test_xdist_workers_results_are_merged_on_the_controller(suite):
     out = json.loads((pytester.path / "out.json").read_text())
     assert len(out["cases"]) == 8
     assert out["summaries"]["candidates"]["echo"]["cases"] == 8
-    result.stdout.fnmatch_lines(["*candidate echo: 8 cases, pass rate 100.0%*"])
+    result.stdout.fnmatch_lines(["*8 cases*8 passed*"])
