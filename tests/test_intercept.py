@@ -360,3 +360,24 @@ def test_tool_call_agreement_scores() -> None:
     assert tool_call_agreement(golden, run([], [("lookup", {"id": 1})])) == 0.0
     assert tool_call_agreement(run([]), run([])) == 1.0
     assert tool_call_agreement(golden, run([("lookup", {"id": 1})])) == 1.0
+
+
+@pytest.mark.slow
+def test_example_app_runs_on_the_embedded_models(offline: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/app/support.py, unchanged, answered in process by the example teacher and student."""
+    path = Path(__file__).parents[1] / "examples" / "app" / "support.py"
+    spec = importlib.util.spec_from_file_location("example_support_app", path)
+    assert spec and spec.loader
+    support = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, support)  # as `import` does: interception finds it there
+    spec.loader.exec_module(support)
+    ticket = "Hi team, See invoice INV-19494. I cannot log in to my account. Thanks in advance. Cheers, Lee"
+    results = {}
+    for name in ("teacher", "student"):
+        model = ModelSpec(name=name, kind="hf", target=str(path.parents[1] / "models" / name))
+        with intercept(Candidate(candidate_answer(model))) as session:
+            results[name] = support.handle(ticket)
+        assert [c.request["model"] for c in session.calls] == [support.MODEL] * 2
+        assert session.summary()["calls"] == 2 and session.summary()["output_tokens"] > 0
+    assert results["teacher"]["category"] == results["student"]["category"] == "account"
+    assert results["teacher"]["reference"] == "INV-19494"

@@ -307,7 +307,8 @@ _PATCHERS: dict[str, Callable[[Any], None]] = {
 
 
 def _app_modules() -> list[Any]:
-    return [m for name, m in list(sys.modules.items()) if m is not None and not name.startswith(_OWN)]
+    return [m for name, m in list(sys.modules.items())
+            if m is not None and name.split(".")[0] not in _OWN and not name.startswith(_OWN[-1])]
 
 
 def _patch_references(replace: dict[int, tuple[Any, Any]]) -> None:
