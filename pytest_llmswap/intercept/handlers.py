@@ -140,7 +140,9 @@ def backend_answer(backend: Backend, spec: ModelSpec) -> Answer:
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
         messages = tuple(("user" if m["role"] == "tool" else m["role"], _text(m)) for m in request["messages"])
-        params = tuple(sorted((k, v) for k, v in (request.get("params") or {}).items() if not isinstance(v, (list, dict))))
+        # Scalar parameters only (temperature, max_tokens, seed...): a Request must stay hashable.
+        params = tuple(sorted((k, v) for k, v in (request.get("params") or {}).items()
+                              if not isinstance(v, (list, dict))))
         result = backend.complete([Request(model=spec, messages=messages, params=params)])[0]
         if isinstance(result, ModelCallError):
             raise result

@@ -83,7 +83,8 @@ def response_from_wire(wire: dict[str, Any]) -> dict[str, Any]:
     """A recorded response (text, tool calls, usage, finish reason, model) from a chat completion dict."""
     choice = (wire.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    return {"text": message.get("content") or "", "tool_calls": [_tool_call(c) for c in message.get("tool_calls") or ()],
+    calls = [_tool_call(c) for c in message.get("tool_calls") or ()]
+    return {"text": message.get("content") or "", "tool_calls": calls,
             "finish_reason": choice.get("finish_reason"), "usage": usage_of(wire.get("usage")),
             "model": wire.get("model") or ""}
 
@@ -184,7 +185,8 @@ def describe_difference(recorded: dict[str, Any], now: dict[str, Any]) -> str:
             for i, (ma, mb) in enumerate(zip(a, b)):
                 for field in sorted(set(ma) | set(mb)):
                     if ma.get(field) != mb.get(field):
-                        return f"messages[{i}].{field} changed: recorded {_short(ma.get(field))}, now {_short(mb.get(field))}"
+                        return (f"messages[{i}].{field} changed: recorded {_short(ma.get(field))}, "
+                                f"now {_short(mb.get(field))}")
             return f"the call has {len(b)} messages, the recording {len(a)}"
         return f"{key} changed: recorded {_short(a)}, now {_short(b)}"
     return "the request changed"
