@@ -149,7 +149,7 @@ def verdict(summary: CandidateSummary, switching: Switching, settings: Settings)
     significant_above = significant and rate > max_rate
     if (shown_above or significant_above) if settings.not_recommended_when == "either" else (shown_above and significant):
         return decide(NOT_RECOMMENDED, RULE_ABOVE_MAX,
-                      f"regression rate {rate:.1%} [{low:.1%}, {high:.1%}] is above the maximum {max_rate:.0%}",
+                      f"net regression rate {rate:.1%} [{low:.1%}, {high:.1%}] is above the maximum {max_rate:.0%}",
                       _significance(s, alpha))
     if s.failed_call_rate is not None and s.failed_call_rate > settings.max_failed_call_rate:
         return decide(INCONCLUSIVE, RULE_FAILED_CALLS,
@@ -173,7 +173,7 @@ def verdict(summary: CandidateSummary, switching: Switching, settings: Settings)
                       f"{s.answered} cases cannot show a regression rate below {max_rate:.0%} (upper bound "
                       f"{high:.1%}); add cases or record more samples")
     return decide(DROP_IN, RULE_DROP_IN,
-                  f"regression rate {rate:.1%} (at most {high:.1%}) is within {max_rate:.0%}, no failed call, "
+                  f"net regression rate {rate:.1%} (at most {high:.1%}) is within {max_rate:.0%}, no failed call, "
                   "every contract within tolerance and drift within the incumbent's noise",
                   _significance(s, alpha))
 

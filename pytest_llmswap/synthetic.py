@@ -43,7 +43,8 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
         ModelInfo("haiku", "anthropic/claude-haiku-4-5", "litellm", "claude-haiku-4-5-20251001"),
         ModelInfo("gpt-4o-mini", "openai/gpt-4o-mini", "litellm", "gpt-4o-mini-2024-07-18"),
         ModelInfo("local-int8", "hf:./models/triage?quant=int8", "hf", "./models/triage@int8",
-                  prices={"input_per_mtok": None, "output_per_mtok": None, "gpu_hour_usd": 2.5}),
+                  prices={"input_per_mtok": None, "output_per_mtok": None, "gpu_hour_usd": 2.5},
+                  throughput_tok_s=400.0),
     ]
     # (cost per call, latency, mutation rate, regression share) per model
     profile = {"haiku": (0.0004, 0.6, 0.08, 0.004), "gpt-4o-mini": (0.00015, 0.5, 0.14, 0.01),
@@ -84,7 +85,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
                 check_message=None if candidate_passed else "AssertionError: category 'other' not in expected set",
                 flip=flip, metrics={"exact": float(same), "edit": edit, "semantic": semantic,
                                     "tokens": len(out_text.split()) / max(1, len(text.split()))},
-                floors={"edit": 0.9, "semantic": 0.93}, beyond_noise=edit < 0.9 or semantic < 0.93,
+                floors={"edit": 0.8, "semantic": 0.85}, beyond_noise=semantic < 0.85,
                 exceeded=["semantic 0.800 < 0.85"] if exceeded else [], exceeded_metrics=exceeded,
                 passed=candidate_passed and not exceeded))
     results = RunResults(created_at="2026-05-01T12:00:00+00:00", incumbent=incumbent, candidates=candidates,

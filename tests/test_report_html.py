@@ -21,7 +21,7 @@ HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=
 
 @pytest.fixture(scope="module")
 def results() -> RunResults:
-    return synthetic_results(240, extra_outputs={("haiku", "case-00003"): HOSTILE})
+    return synthetic_results(600, extra_outputs={("haiku", "case-00003"): HOSTILE})
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,9 @@ def test_verdict_cards(page, results):
     cards = re.findall(r'<article class="card verdict-card (\w+)".*?</article>', page, re.S)
     assert cards == ["ok", "warn", "bad"]  # drop-in, migrate with rework, not recommended, in candidate order
     first = re.search(r'<article class="card verdict-card ok".*?</article>', page, re.S).group(0)
-    s = results.summaries["candidates"]["haiku"]
-    for text in ("drop-in", "Pass rate", "McNemar p", "Monthly cost", "p50", "p95", "Tokens per task", "Break-even",
-                 f"{s['regressions']} regression(s)", "$112.00"):
+    s = results.summaries.candidates["haiku"]
+    for text in ("drop-in", "Pass rate", "that the incumbent would do this badly", "Monthly cost", "p50", "p95",
+                 "Tokens per task", "Break-even", f"{s.regressions:g} regression(s)", "$112.00"):
         assert text in first
 
 
@@ -59,13 +59,13 @@ def test_plane_has_every_model_and_histograms_mark_the_noise_floor(page):
     plane = re.search(r'<svg[^>]*class="chart plane".*?</svg>', page, re.S).group(0)
     assert plane.count('class="point') == 4 and "gpt-4o (incumbent)" in plane
     hists = re.findall(r'<svg[^>]*class="chart hist".*?</svg>', page, re.S)
-    assert hists and any("noise floor 0.9" in h for h in hists)
+    assert hists and any("noise floor 0.85" in h for h in hists)
 
 
 def test_contract_table_lists_regressions_first(page):
     table = re.search(r'<table class="sortable contracts">.*?</table>', page, re.S).group(0)
-    regressions = [int(v) for v in re.findall(r'<tr class="[^"]*">\s*<td.*?</td><td.*?</td>\s*<td.*?</td><td.*?</td>'
-                                              r'\s*<td data-v="(\d+)">', table, re.S)]
+    regressions = [float(v) for v in re.findall(r'<tr class="[^"]*">\s*<td.*?</td><td.*?</td>\s*<td.*?</td><td.*?</td>'
+                                                r'\s*<td data-v="([\d.]+)">', table, re.S)]
     assert len(regressions) == 24 and regressions == sorted(regressions, reverse=True) and regressions[0] > 0
 
 
@@ -123,7 +123,7 @@ def test_long_texts_are_cut(monkeypatch):
 
 def test_results_without_summaries_still_render():
     results = synthetic_results(30)
-    results.summaries = {}
+    results.summaries = None
     page = render_html(results)
     assert "No summary for this candidate" in page and "case-00001" in page
 

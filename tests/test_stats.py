@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from pytest_llmswap.drift.stats import bootstrap_mean, flips, mcnemar_exact, noise_excess, regression_rate, wilson
+from pytest_llmswap.drift.stats import (bootstrap_mean, clopper_pearson, flips, mcnemar_exact, noise_excess,
+                                         paired_verdicts, wilson)
 
 
 def _verdicts(table: dict[tuple[bool, bool], int]) -> tuple[list[bool], list[bool]]:
@@ -108,12 +109,47 @@ def test_bootstrap_rejects_empty_input() -> None:
         bootstrap_mean([])
 
 
-def test_regression_rate_interval() -> None:
+@pytest.mark.parametrize(("k", "n"), [(0, 60), (3, 10), (10, 10), (9, 46)])
+def test_clopper_pearson_equals_scipy(k: int, n: int) -> None:
+    ours = clopper_pearson(k, n)
+    ref = st.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert (ours.low, ours.high) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
+
+
+def test_zero_events_never_give_a_zero_width_interval() -> None:
+    ci = clopper_pearson(0, 60)
+    assert ci.low == 0.0 and ci.high == pytest.approx(1 - 0.025 ** (1 / 60))  # 5.96%, not 0%
+
+
+def test_paired_verdicts_with_one_sample_is_the_exact_mcnemar_test() -> None:
     golden, candidate = _verdicts(TABLE)
-    ci = regression_rate(golden, candidate)
-    assert ci.estimate == pytest.approx(9 / 46)
-    assert 0 < ci.low < 9 / 46 < ci.high < 0.4
-    assert regression_rate([True] * 10, [True] * 10).to_dict()["high"] == 0.0
+    paired = paired_verdicts([int(g) for g in golden], [1] * len(golden), candidate)
+    reference = mcnemar_exact(golden, candidate)
+    assert (paired.regressions, paired.improvements) == (reference.regressions, reference.improvements)
+    assert paired.p_worse == pytest.approx(reference.p_worse, abs=1e-12)
+    assert paired.net == reference.regressions - reference.improvements
+
+
+def test_paired_verdicts_weigh_flips_by_the_incumbent_pass_fraction() -> None:
+    # case 1: the incumbent passed 4 of 5, the candidate failed -> 0.8 of a regression;
+    # case 2: the incumbent passed 1 of 5, the candidate passed -> 0.8 of an improvement.
+    paired = paired_verdicts([4, 1, 5], [5, 5, 5], [False, True, True])
+    assert paired.regressions == pytest.approx(0.8) and paired.improvements == pytest.approx(0.8)
+    assert paired.net == pytest.approx(0.0) and paired.p_worse > 0.5
+
+
+def test_a_twin_of_a_noisy_incumbent_is_not_worse_but_a_worse_model_is() -> None:
+    """Candidates drawn from the incumbent's own distribution get p_worse < alpha about alpha of the time."""
+    rng = np.random.default_rng(7)
+    k, n = 5, 300
+    p = rng.uniform(0.4, 1.0, n)
+    twin_flags, worse_flags = [], []
+    for _ in range(200):
+        passes = rng.binomial(k, p)
+        twin_flags.append(paired_verdicts(passes, [k] * n, rng.random(n) < p).p_worse < 0.05)
+        worse_flags.append(paired_verdicts(passes, [k] * n, rng.random(n) < p - 0.1).p_worse < 0.05)
+    assert np.mean(twin_flags) <= 0.08  # the test's size, with sampling slack
+    assert np.mean(worse_flags) >= 0.9  # a 10-point drop in pass rate is found
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (87, 120), (1, 1)])

@@ -20,6 +20,14 @@ def test_missing_and_extra_fields_count_against_agreement():
 def test_named_fields_by_dotted_path():
     golden = {"customer": {"id": 7}, "items": [{"sku": "x"}]}
     assert get_path(golden, "items[0].sku") == "x" and get_path(golden, "nope.x") is MISSING
-    assert named_field_mismatches(golden, {"customer": {"id": 8}, "items": [{"sku": "x"}]},
+    assert named_field_mismatches([golden], {"customer": {"id": 8}, "items": [{"sku": "x"}]},
                                   ("customer.id", "items[0].sku")) == ["field 'customer.id': golden 7, candidate 8"]
-    assert named_field_mismatches(golden, {}, ("customer.id",)) == ["field 'customer.id': golden 7, candidate <missing>"]
+    assert named_field_mismatches([golden], {}, ("customer.id",)) == [
+        "field 'customer.id': golden 7, candidate <missing>"]
+
+
+def test_named_fields_accept_any_value_the_incumbent_gave():
+    samples = [{"category": "billing"}, {"category": "account"}, {"category": "billing"}]
+    assert named_field_mismatches(samples, {"category": "account"}, ("category",)) == []
+    assert named_field_mismatches(samples, {"category": "bug"}, ("category",)) == [
+        "field 'category': golden \"billing\" or \"account\", candidate \"bug\""]
