@@ -58,8 +58,9 @@ class SemanticScorer:
     """Cosine similarity of sentence embeddings, batched and cached.
 
     Call :meth:`prepare_pairs` with the run's (golden samples, candidate text) pairs first (or :meth:`prepare`
-    with texts): it embeds the distinct unknown texts that scoring needs in one batched call. :meth:`similarity` then costs a dot product. ``embedded_count`` counts the texts the
-    encoder has embedded, so a warm-cache re-run shows 0.
+    with texts): it embeds the distinct unknown texts that scoring needs in one batched call.
+    :meth:`similarity` then costs a dot product. ``embedded_count`` counts the texts the encoder has
+    embedded, so a warm-cache re-run shows 0.
 
     ``model`` is a sentence-transformers model name or folder (default: all-MiniLM-L6-v2, bundled);
     ``cache_dir`` holds the embedding cache (none when ``None``).
