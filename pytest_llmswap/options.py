@@ -93,8 +93,12 @@ def _check_callable(spec: ModelSpec) -> None:
         check_spec(spec)
     elif spec.kind == "hf":
         from .models.hf import check_spec as check_hf
+        from .models.hf_sampling import check_hf_params
 
         try:
+            check_hf_params(spec.param_dict)
             check_hf(spec)
         except ModelCallError as exc:
             raise ValueError(str(exc)) from None
+        except ValueError as exc:
+            raise ValueError(f"model {spec.name!r}: {exc}") from None

@@ -11,7 +11,9 @@ import pytest
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
 from .reporting import write_reports
 from .session import RECORD_MODES, ItemKey, LlmSwapSession, RunError
+from . import progress
 from .options import build_options
+from .progress import Progress
 from .types import Response
 
 STATE = pytest.StashKey[LlmSwapSession]()
@@ -61,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "llm_contract: an LLM contract test (added by @llm_contract)")
+    progress.VERBOSE = config.option.verbose > 0
     workerinput = getattr(config, "workerinput", None)
     run_id = workerinput.get("llmswap_run_id") if workerinput else None
     try:
@@ -68,6 +71,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = LlmSwapSession(options)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    options = config.stash[STATE].options
+    if options.incumbent is not None and not options.record:
+        return [f"llmswap: --incumbent-model {options.incumbent.name} without --llmswap-record: nothing will be "
+                "recorded (the goldens are replayed; the incumbent is only timed for GPU-hour prices)"]
+    return []
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -110,7 +121,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Any:
     if not session.config.option.collectonly:
-        session.config.stash[STATE].execute()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        display = None
+        if reporter is not None and not getattr(session.config, "workerinput", None):
+            display = Progress(lambda text: reporter.write(text, flush=True), tty=bool(reporter.isatty))
+        session.config.stash[STATE].execute(display)
     return (yield)
 
 

@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,10 @@ from .drift.judge import Check, CheckOutcome, LogitScorer, check_goldens, judge_
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
 from .models.executor import ExecutionSettings, Executor, OnAnswer
+from .progress import Progress
+
+if TYPE_CHECKING:
+    from .drift.logits import LogitDrift
 from .pricing import Pricing
 from .results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
 from .settings import Settings
@@ -77,6 +81,7 @@ class LlmSwapSession:
         self.absorbed: list[RunResults] = []
         self.semantic: Any = None
         self.throughput: dict[str, float | None] = {}
+        self.logits: dict[ItemKey, LogitDrift] = {}
         self._golden_passes: dict[tuple[str, str], int] = {}
         self.planned = False
         self.errors: list[str] = []  # outputs that could not be written, one line each
@@ -113,6 +118,7 @@ class LlmSwapSession:
             if keys and not any(self.golden(k) for k in keys):
                 raise RunError("no goldens found for the selected contracts: record them first with "
                                f"{self.options.record_command}")
+        self._check_sampling(keys)
         for key in keys:
             contract, case = self._contract_case(key)
             if key.model is None and self._needs_recording(key):
@@ -125,10 +131,23 @@ class LlmSwapSession:
                 self.requests[key] = [self._request(spec, contract, case.messages, 0)]
         self.planned = True
 
-    def execute(self, on_answer: OnAnswer | None = None) -> int:
+    def _check_sampling(self, keys: list[ItemKey]) -> None:
+        """Local models take only the sampling parameters they honour: refuse the others before any call."""
+        from .models.hf_sampling import check_hf_params
+
+        for nodeid in {k.nodeid for k in keys}:
+            params = self.contracts[nodeid].contract.params
+            for spec in (self.options.incumbent, *self.options.candidates):
+                if spec is not None and spec.kind == "hf" and params:
+                    try:
+                        check_hf_params({**spec.param_dict, **params})
+                    except ValueError as exc:
+                        raise RunError(f"{nodeid} on model {spec.name!r}: {exc}") from None
+
+    def execute(self, progress: Progress | None = None) -> int:
         """Call the models for every planned request; return how many calls were made (store misses).
 
-        ``on_answer`` hears of every answer as it arrives (the progress display). With a store, execution
+        ``progress`` counts every answer as it arrives, per model. With a store, execution
         holds a lock on it: xdist workers plan the same requests, the first one calls the models and the
         others then find every answer in the store. Models priced by the GPU hour are then timed side by
         side (:mod:`.models.throughput`), so their cost is measured in this run.
@@ -138,16 +157,23 @@ class LlmSwapSession:
         if not recording and not candidates:
             return 0
         before = self.executor.calls
+        on_answer = _counting(progress, recording + candidates) if progress else None
         lock = self.executor.cache.lock() if self.executor.cache else contextlib.nullcontext()
-        with lock:
-            if recording:
-                self.responses.update(self.executor.run(recording, fresh=self.options.record == "all",
-                                                        on_answer=on_answer))
-            if candidates:
-                self.responses.update(self.executor.run(candidates, on_answer=on_answer))
+        try:
+            with lock:
+                if recording:
+                    self.responses.update(self.executor.run(recording, fresh=self.options.record == "all",
+                                                            on_answer=on_answer))
+                if candidates:
+                    self.responses.update(self.executor.run(candidates, on_answer=on_answer))
+        finally:
+            if progress:
+                progress.finish()
         self._measure_throughput(recording + candidates)
-        if candidates and self._semantic_wanted():
-            self._prepare_semantic()
+        if candidates:
+            self._score_logits()
+            if self._semantic_wanted():
+                self._prepare_semantic()
         return self.executor.calls - before
 
     def _measure_throughput(self, requests: list[Request]) -> None:
@@ -175,15 +201,36 @@ class LlmSwapSession:
         return any(c.contract.tolerance.semantic is not None for c in self.contracts.values())
 
     def _prepare_semantic(self) -> None:
-        """Embed every golden and candidate text of the run in one batch before the first item."""
+        """Embed, in one batch before the first item, the texts scoring will need (identical ones need none)."""
         from .drift.semantic import SemanticScorer
 
         cache = self.options.cache_dir / "embeddings" if self.options.cache_dir else None
         self.semantic = SemanticScorer(self.options.settings.semantic_model, cache)
-        texts = [a.text for a in self.responses.values() if isinstance(a, Response)]
-        goldens = [self.golden(key) for key in self.requests if key.model is not None]
-        texts.extend(s["text"] for g in goldens if g for s in g.samples)
-        self.semantic.prepare(texts)
+        pairs = []
+        for key, requests in self.requests.items():
+            answer, golden = self.responses.get(requests[0].key), self.golden(key) if key.model else None
+            if isinstance(answer, Response) and golden is not None:
+                pairs.append(([str(s["text"]) for s in golden.samples], answer.text))
+        self.semantic.prepare_pairs(pairs)
+
+    def _score_logits(self) -> None:
+        """Teacher-forced KL and top-1 agreement of each local candidate on its goldens, batched and cached."""
+        by_spec: dict[str, list[tuple[ItemKey, Case, Response]]] = {}
+        for key in self.requests:
+            if key.model is None or self._candidate(key.model).kind != "hf":
+                continue
+            golden = self.golden(key)
+            if golden is not None and isinstance(self.responses.get(self.requests[key][0].key), Response):
+                by_spec.setdefault(key.model, []).append((key, self._contract_case(key)[1], golden.responses[0]))
+        if not by_spec:
+            return
+        from .drift.logits import logit_drift_many
+
+        cache = self.options.cache_dir / "drift" if self.options.cache_dir else None
+        for name, items in by_spec.items():
+            drifts = logit_drift_many(self.executor.backend(self._candidate(name)),  # type: ignore[arg-type]
+                                      [(case.messages, golden) for _, case, golden in items], cache)
+            self.logits.update({key: drift for (key, _, _), drift in zip(items, drifts)})
 
     # -- per item ---------------------------------------------------------------------------------------
 
@@ -270,11 +317,10 @@ class LlmSwapSession:
         result.output = answer.to_dict()
         if answer.truncated:
             result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
-        spec = self._candidate(key.model)
         judgement = judge_candidate(
             check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
             json_output=contract.contract.output == "json", semantic=self.semantic,
-            logits=self._logit_scorer(spec, case) if spec.kind == "hf" else None)
+            logits=self._logit_scorer(key))
         drift = judgement.drift
         result.candidate_passed = judgement.candidate.passed
         result.flip = judgement.flip
@@ -331,13 +377,13 @@ class LlmSwapSession:
 
         return check
 
-    def _logit_scorer(self, spec: ModelSpec, case: Case) -> LogitScorer:
-        """Teacher-forced KL and top-1 agreement of a local candidate on the golden's tokens."""
+    def _logit_scorer(self, key: ItemKey) -> LogitScorer | None:
+        """The item's teacher-forced KL and top-1 agreement, computed in :meth:`_score_logits`."""
+        drift = self.logits.get(key)
+        if drift is None:
+            return None
 
         def score(golden: Response) -> tuple[dict[str, float | None], dict[str, str]]:
-            from .drift.logits import logit_drift
-
-            drift = logit_drift(self.executor.backend(spec), case.messages, golden)  # type: ignore[arg-type]
             notes = {} if drift.applicable else {"kl": drift.reason, "top1": drift.reason}
             return {"kl": drift.mean_kl, "kl_max": drift.max_kl, "top1": drift.top1_agreement}, notes
 
@@ -473,6 +519,20 @@ def semantic_available() -> bool:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
+
+
+def _counting(progress: Progress, requests: list[Request]) -> OnAnswer:
+    """Start ``progress`` for every model's unique requests; the returned callback counts each answer."""
+    totals: dict[str, set[str]] = {}
+    for req in requests:
+        totals.setdefault(req.model.name, set()).add(req.key)
+    for name, keys in totals.items():
+        progress.start(name, len(keys))
+
+    def on_answer(request: Request, answer: Response | ModelCallError) -> None:
+        progress.advance(request.model.name, ok=isinstance(answer, Response))
+
+    return on_answer
 
 
 def _gpu_hour_priced(spec: ModelSpec) -> bool:
