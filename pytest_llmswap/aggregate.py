@@ -100,6 +100,8 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
 
 
 def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary:
+    from .drift import stats
+
     pricing = cost.pricing_of(results.incumbent)
     samples: list[dict[str, Any]] = [s for c in cases for s in c.golden]
     by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -111,6 +113,7 @@ def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary
         golden_pass_rate=_mean(fractions),
         usage=_usage(samples, pricing),
         contract_cost_per_call={cid: pricing.mean_cost(rows) for cid, rows in by_contract.items()},
+        golden_pass_rate_ci=_bounds(stats.wilson(round(sum(fractions)), len(fractions))) if fractions else None,
     )
 
 

@@ -92,6 +92,7 @@ class IncumbentSummary:
     golden_pass_rate: float | None
     usage: Usage
     contract_cost_per_call: dict[str, float | None] = field(default_factory=dict)
+    golden_pass_rate_ci: tuple[float, float] | None = None  # Wilson 95% over cases (passes rounded)
 
 
 @dataclass(frozen=True)
