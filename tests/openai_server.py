@@ -62,6 +62,7 @@ class ChatServer:
         self.answered: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self._granted = 0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -78,8 +79,10 @@ class ChatServer:
         return self.fault_for(prompt) if self.fault_for else None
 
     def _hold(self) -> None:
+        # Slots are counted when granted, not when answered, so exactly ``hold_after`` requests get through.
         with self._lock:
-            hold = self.hold_after is not None and len(self.answered) >= self.hold_after
+            hold = self.hold_after is not None and self._granted >= self.hold_after
+            self._granted += 0 if hold else 1
         if hold:
             self.release.wait()
 
