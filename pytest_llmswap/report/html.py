@@ -1,7 +1,8 @@
 """The drift report as one self-contained HTML file (inline CSS and SVG, no network, readable without JS).
 
 Model outputs are untrusted: every value goes through jinja2's autoescaping, and a Content-Security-Policy
-allows only the one inline sorting script (by hash), so even a missed escape could not run a script.
+allows only the one inline script (by hash: sorting, the matrix's filter, search and pages), so even a missed
+escape could not run a script.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ from markupsafe import Markup
 from ..files import write_text
 from . import view
 from ..results import CaseResult, RunResults
+from .matrix import PAGE_ROWS, columns, matrix_rows
 from .svg import PlanePoint, capability_cost_plane, histogram
 
 #: Cases that need attention (regressions, failures, drift beyond tolerance) rendered in full per contract
-#: and candidate; the rest of them are listed one line each so that no regression goes unnamed.
-ATTENTION_SHOWN = 100
+#: and candidate; the matrix names every other case in one row.
+ATTENTION_SHOWN = 25
+#: Of those, the ones shown expanded (the rest are one click away), so the page stays short.
+ATTENTION_OPEN = 2
+#: Groups (candidate and contract) shown expanded, the ones with the most cases that need attention.
+GROUPS_OPEN = 3
 #: Passing cases rendered in full per contract and candidate, inside a collapsed group; the rest are counted.
-PASSING_SHOWN = 10
+PASSING_SHOWN = 5
 #: Characters of a model output or prompt shown per case; longer texts are cut with a note.
 TEXT_LIMIT = 4000
-#: Compact one-line rows of attention cases beyond ATTENTION_SHOWN, per contract and candidate.
-COMPACT_LIMIT = 2000
+#: Stale or unused goldens listed by name; the rest are counted.
+GOLDENS_LISTED = 200
 
 METRIC_ORDER = ("exact", "edit", "fields", "semantic", "style", "tokens", "kl", "top1")
 
@@ -47,21 +53,26 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_llmswap.report", "templates"), autoescape=True,
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=_lenient(view.pct), money=_lenient(view.money), num=_lenient(view.number),
-                       secs=_lenient(view.seconds), months=view.months)
+                       secs=_lenient(view.seconds), months=view.months, local=_lenient(view.strip_paths))
     return env
 
 
 def render_html(results: RunResults) -> str:
     """The full report as an HTML document."""
     env = _environment()
-    script = env.get_template("sort.js.j2").render()
+    script = env.get_template("report.js.j2").render(page_rows=PAGE_ROWS)
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     candidates = view.candidate_views(results)
+    groups, anchors = _case_groups(results)
     return env.get_template("report.html.j2").render(
         results=results, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
-        plane=_plane(results, candidates), metrics=_metric_charts(candidates),
-        contract_rows=_contract_rows(results, candidates), groups=_case_groups(results),
-        limits={"attention": ATTENTION_SHOWN, "passing": PASSING_SHOWN, "text": TEXT_LIMIT, "compact": COMPACT_LIMIT},
+        overall=view.overall_line(results, candidates), attention=_attention(results, candidates),
+        plane=_plane(results, candidates), unpriced=[c.model.name for c in candidates if c.switching is None
+                                                     or c.switching.cost_per_1k_calls is None],
+        metrics=_metric_charts(candidates), contract_rows=_contract_rows(results, candidates), groups=groups,
+        columns=columns(results), rows=matrix_rows(results, anchors),
+        limits={"attention": ATTENTION_SHOWN, "passing": PASSING_SHOWN, "text": TEXT_LIMIT, "page": PAGE_ROWS,
+                "goldens": GOLDENS_LISTED, "groups_open": GROUPS_OPEN, "open": ATTENTION_OPEN},
         script=Markup(script), script_hash=script_hash)
 
 
@@ -78,7 +89,8 @@ def _plane(results: RunResults, candidates: list[view.CandidateView]) -> Markup:
     if results.incumbent is not None and incumbent is not None and incumbent.golden_pass_rate is not None:
         per_call = incumbent.usage.cost_per_call
         points.append(PlanePoint(f"{results.incumbent.name} (incumbent)", incumbent.golden_pass_rate,
-                                 None if per_call is None else per_call * 1000, incumbent=True, css="inc"))
+                                 None if per_call is None else per_call * 1000, incumbent.golden_pass_rate_ci,
+                                 incumbent=True, css="inc"))
     for c in candidates:
         if c.summary is not None and c.summary.pass_rate is not None:
             ci = c.summary.pass_rate_ci
@@ -86,6 +98,26 @@ def _plane(results: RunResults, candidates: list[view.CandidateView]) -> Markup:
                                      c.switching.cost_per_1k_calls if c.switching else None,
                                      tuple(ci) if ci else None, css=c.css))
     return capability_cost_plane(points) if points else Markup("")
+
+
+def _attention(results: RunResults, candidates: list[view.CandidateView]) -> list[dict[str, Any]]:
+    """What needs attention across candidates: failed calls, then regressions, then drift beyond tolerance
+    (the most affected candidate first within each), each linked to its cases in the matrix."""
+    items = []
+    for column, c in enumerate(candidates):
+        p = view.problems(results, c)
+        if p.failed_calls:
+            items.append({"rank": 0, "size": p.failed_calls, "candidate": c.model.name, "column": column,
+                          "what": f"{p.failed_calls} failed call(s)",
+                          "detail": view.strip_paths(p.first_error) if p.first_error else ""})
+        if p.regressions:
+            items.append({"rank": 1, "size": p.regressions, "candidate": c.model.name, "column": column,
+                          "what": f"{p.regressions:g} regression(s)", "detail": c.verdict.headline if c.verdict else ""})
+        if p.exceeded:
+            items.append({"rank": 2, "size": p.exceeded, "candidate": c.model.name, "column": column,
+                          "what": f"{p.exceeded} case(s) beyond tolerance",
+                          "detail": ("metrics: " + ", ".join(p.exceeded_metrics)) if p.exceeded_metrics else ""})
+    return sorted(items, key=lambda i: (i["rank"], -i["size"], i["column"]))
 
 
 def _metric_charts(candidates: list[view.CandidateView]) -> list[dict[str, Any]]:
@@ -132,13 +164,13 @@ def _cut(text: str) -> tuple[str, bool]:
     return (text[:TEXT_LIMIT], True) if len(text) > TEXT_LIMIT else (text, False)
 
 
-def _case_view(case: CaseResult) -> dict[str, Any]:
+def _case_view(case: CaseResult, anchor: str) -> dict[str, Any]:
     golden, golden_cut = _cut(view.golden_text(case))
     output, output_cut = _cut(view.output_text(case))
     prompt, prompt_cut = _cut(case.prompt)
     left, right = view.word_diff(golden, output) if case.output is not None else ([("eq", golden)], [])
     return {
-        "case": case, "outcome": view.outcome(case), "left": left, "right": right, "cut": golden_cut or output_cut,
+        "case": case, "anchor": anchor, "outcome": view.outcome(case), "left": left, "right": right, "cut": golden_cut or output_cut,
         "prompt": prompt, "prompt_cut": prompt_cut, "samples": len(case.golden),
         "variables": json.dumps(case.variables, ensure_ascii=False, indent=1, default=str),
         "metrics": [(name, case.metrics[name], name in case.exceeded_metrics) for name in
@@ -146,24 +178,31 @@ def _case_view(case: CaseResult) -> dict[str, Any]:
     }
 
 
-def _case_groups(results: RunResults) -> list[dict[str, Any]]:
-    """Per candidate and contract: attention cases first (in full, then one line each), passing cases capped."""
+def _case_groups(results: RunResults) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], str]]:
+    """Per candidate and contract, the groups with the most cases that need attention first, whichever the
+    candidate; in each, those cases in full (capped), passing ones capped in a collapsed part. Also returns
+    the anchor of every case rendered, by (candidate, contract, case id), for the matrix's links."""
     by_key: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for case in results.cases:
-        by_key[(case.candidate or "", case.contract)].append(case)
-    order = {m.name: i for i, m in enumerate(results.candidates)}
-    groups = []
+        by_key[(case.candidate or "replay", case.contract)].append(case)
+    order = {name: i for i, name in enumerate(columns(results))}
+    keyed = []
     for (candidate, contract), cases in by_key.items():
         attention = sorted((c for c in cases if view.needs_attention(c)), key=view.attention_key)
+        keyed.append((candidate, contract, cases, attention))
+    keyed.sort(key=lambda g: (-len(g[3]), order.get(g[0], len(order)), g[1]))
+    groups, anchors = [], {}
+
+    def shown(case: CaseResult) -> dict[str, Any]:
+        anchor = f"d{len(anchors)}"
+        anchors[(case.candidate or "replay", case.contract, case.case_id)] = anchor
+        return _case_view(case, anchor)
+
+    for candidate, contract, cases, attention in keyed:
         passing = [c for c in cases if not view.needs_attention(c)]
         groups.append({
-            "candidate": candidate or "replay", "contract": contract, "total": len(cases),
-            "attention": [_case_view(c) for c in attention[:ATTENTION_SHOWN]],
-            "compact": [(c, view.outcome(c)) for c in attention[ATTENTION_SHOWN:ATTENTION_SHOWN + COMPACT_LIMIT]],
-            "attention_hidden": max(0, len(attention) - ATTENTION_SHOWN - COMPACT_LIMIT),
-            "attention_count": len(attention),
-            "passing": [_case_view(c) for c in passing[:PASSING_SHOWN]],
-            "passing_count": len(passing),
+            "candidate": candidate, "contract": contract, "total": len(cases),
+            "attention": [shown(c) for c in attention[:ATTENTION_SHOWN]], "attention_count": len(attention),
+            "passing": [shown(c) for c in passing[:PASSING_SHOWN]], "passing_count": len(passing),
         })
-    groups.sort(key=lambda g: (order.get(g["candidate"], len(order)), -g["attention_count"], g["contract"]))
-    return groups
+    return groups, anchors

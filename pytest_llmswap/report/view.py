@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..results import CaseResult, ModelInfo, RunResults
-from ..summaries import CandidateSummary, Switching, Verdict
+from ..summaries import DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, Switching, Verdict
 
 # A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.
 _TOKEN = re.compile(r"\S+\s*|\s+")
@@ -20,12 +21,24 @@ def pct(value: float | None, digits: int = 1) -> str:
 
 
 def money(value: float | None) -> str:
-    """USD with cents; sub-cent amounts keep three significant digits so per-call prices stay readable."""
+    """USD with cents; sub-cent amounts keep three significant digits in plain decimals (never ``1.56e-05``)."""
     if value is None:
         return "—"
-    if value != 0 and abs(value) < 0.01:
-        return f"{'-' if value < 0 else ''}${abs(value):.3g}"
-    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+    size = abs(value)
+    decimals = 2 if size == 0 or size >= 0.01 else 2 - math.floor(math.log10(size))
+    return f"{'-' if value < 0 else ''}${size:,.{decimals}f}"
+
+
+# An absolute path of three or more parts (POSIX or Windows), not the path part of a URL.
+_ABS_PATH = re.compile(r"(?<![\w.~/\\-])(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+){3,}")
+
+
+def strip_paths(text: str | None) -> str:
+    """``text`` with each absolute local path cut to its last two parts: a report shared as an artifact
+    must not show where the run's checkout or models lived."""
+    if not text:
+        return ""
+    return _ABS_PATH.sub(lambda m: "…/" + "/".join(re.split(r"[/\\]", m.group(0))[-2:]), text)
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -103,6 +116,54 @@ def attention_key(case: CaseResult) -> tuple[int, float, str]:
     return (_ATTENTION_RANK.get(outcome(case), 9), 1.0 if similarity is None else similarity, case.case_id)
 
 
+_ORDER = (DROP_IN, REWORK, NOT_RECOMMENDED, INCONCLUSIVE)
+
+
+def overall_line(results: RunResults, candidates: list[CandidateView]) -> str:
+    """The decision in one sentence: which candidate can replace the incumbent, and on what terms."""
+    incumbent = results.incumbent.name if results.incumbent else "the incumbent"
+    if not candidates:
+        return f"Replay only: no candidate ran against {incumbent}."
+    by_label: dict[str, list[str]] = {}
+    for c in candidates:
+        by_label.setdefault(c.label, []).append(c.model.name)
+    if DROP_IN in by_label:
+        lead = f"{_names(by_label[DROP_IN])} can replace {incumbent} as is"
+    elif REWORK in by_label:
+        lead = f"No drop-in for {incumbent}; {_names(by_label[REWORK])} can replace it after rework"
+    else:
+        lead = f"No candidate can replace {incumbent} yet"
+    rest = [f"{label}: {_names(by_label[label])}" for label in (*_ORDER, "no verdict") if label in by_label]
+    return f"{lead} ({'; '.join(rest)})."
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass(frozen=True)
+class Problems:
+    """What needs attention on one candidate, in the order a reviewer should read it."""
+
+    failed_calls: int
+    first_error: str | None
+    regressions: float
+    exceeded: int
+    exceeded_metrics: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.failed_calls or self.regressions or self.exceeded)
+
+
+def problems(results: RunResults, candidate: CandidateView) -> Problems:
+    """The summary's counts of failed calls, regressions and cases beyond tolerance, with the metrics broken."""
+    s = candidate.summary
+    names = sorted({m for c in results.cases if c.candidate == candidate.model.name for m in c.exceeded_metrics})
+    if s is None:
+        return Problems(0, None, 0.0, 0, tuple(names))
+    return Problems(s.failed_calls, s.first_error, s.regressions, s.exceeded, tuple(names))
+
+
 @dataclass
 class CandidateView:
     """One candidate with its summary, switching cost and verdict (None for a results file without summaries)."""
@@ -118,8 +179,7 @@ class CandidateView:
 
     @property
     def css(self) -> str:
-        return {"drop-in": "ok", "migrate with rework": "warn", "not recommended": "bad",
-                "inconclusive": "none"}.get(self.label, "none")
+        return {DROP_IN: "ok", REWORK: "warn", NOT_RECOMMENDED: "bad"}.get(self.label, "none")
 
 
 def candidate_views(results: RunResults) -> list[CandidateView]:
