@@ -29,9 +29,13 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
+        """The llmswap section of pytest's terminal summary: the decision first, then each candidate."""
+        from .report.view import candidate_views, overall_line
+
         s = self.results.summaries
         lines: list[str] = []
-        if s is not None:
+        if s is not None and s.candidates:
+            lines.append(overall_line(self.results, candidate_views(self.results)))
             for name, c in s.candidates.items():
                 lines.extend(_candidate_lines(name, c, s.switching[name], s.verdicts[name]))
         if self.results.stale_goldens:
@@ -48,17 +52,19 @@ class RunReport:
 
 
 def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
-    failed = f", {c.failed_calls} failed call(s)" if c.failed_calls else ""
-    lines = [f"{name}: {v.headline}",
-             f"  {c.cases} cases: {c.checks_passed} passed checks ({_pct(c.pass_rate)}; incumbent "
-             f"{_pct(c.golden_pass_rate)}){failed}, {c.regressions:g} regressions, {c.improvements:g} improvements, "
-             f"{c.exceeded} beyond tolerance"]
-    means = [f"{m} {c.metrics[m].mean:.3f}" for m in ("edit", "fields", "semantic")
-             if m in c.metrics and c.metrics[m].mean is not None]
-    lines.append(f"  mean {', '.join(means) or 'n/a'}; {c.usage.total_tokens} tokens; cost per 1k calls "
-                 f"{_money(sw.cost_per_1k_calls)}; monthly {_money(sw.candidate_monthly_usd)} vs incumbent "
-                 f"{_money(sw.incumbent_monthly_usd)}; rework {_money(sw.rework_usd)}")
-    return lines
+    """A candidate's verdict, its items in pytest's own terms (passed and failed items), failed calls, cost."""
+    from .report.view import money, months, pct
+
+    failed = f"; {c.failed_calls} failed call(s), first: {c.first_error}" if c.failed_calls else ""
+    delta = "" if sw.monthly_delta_usd is None else \
+        f" ({'+' if sw.monthly_delta_usd > 0 else ''}{money(sw.monthly_delta_usd)} a month)"
+    return [f"{name}: {v.headline}",
+            f"  items: {c.items_passed} passed, {c.cases - c.items_passed} failed of {c.cases}{failed}",
+            f"  checks passed {c.checks_passed} of {c.cases} ({pct(c.pass_rate)}; incumbent {pct(c.golden_pass_rate)}); "
+            f"{c.regressions:g} regressions, {c.improvements:g} improvements, {c.exceeded} beyond tolerance",
+            f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
+            f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
+            f"break-even {months(sw)}"]
 
 
 def write_reports(state: LlmSwapSession) -> RunReport:
@@ -94,13 +100,3 @@ def _write(report: RunReport, kind: str, path: Path, render: Callable[[], str]) 
         report.errors.append(str(exc).splitlines()[0])
     else:
         report.written.append((kind, path))
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:.3g}"

@@ -1,4 +1,5 @@
-"""The pull-request summary in GitHub-flavoured Markdown: verdicts, switching cost, top regressions.
+"""The pull-request summary in GitHub-flavoured Markdown: the overall verdict in one line, a narrow table,
+each candidate's problems with the verdict's reasons, goldens to re-record, then switching cost and cases.
 
 Always under a size limit (a PR comment holds 65,536 characters): the regression list is cut with a note.
 Model output is untrusted here too: it only appears inside code fences longer than any backtick run it
@@ -23,6 +24,10 @@ SNIPPET_CHARS = 240
 
 _PUNCT = re.compile(r"([\\`*_\[\]<>|#@!~])")
 _ICON = {"drop-in": "✅", "migrate with rework": "⚠️", "not recommended": "❌", "inconclusive": "❔"}
+#: An invisible line that a CI step can search for to find and update its own comment.
+MARKER = "<!-- pytest-llmswap summary -->"
+#: Stale or unused goldens named in the summary; the rest are counted.
+GOLDENS_LISTED = 10
 
 
 def _text(value: object) -> str:
@@ -67,57 +72,99 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+def run_link() -> str | None:
+    """The GitHub Actions run page's artifacts, when this runs inside a workflow (None elsewhere)."""
+    server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if not (server and repo and run):
+        return None
+    return f"{server.rstrip('/')}/{repo}/actions/runs/{run}#artifacts"
+
+
 def _header(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
+    icon = _ICON.get(candidates[0].label, "") if len(candidates) == 1 else ""
+    lines = [f"**pytest-llmswap:** {icon + ' ' if icon else ''}{_text(view.overall_line(results, candidates))}", ""]
     inc = results.incumbent
-    incumbent = results.summaries.incumbent if results.summaries else None
-    lines = ["## pytest-llmswap: model migration report", ""]
-    who = f"Incumbent **{_text(inc.name)}** ({_code(inc.resolved_id or inc.spec)})" if inc else "No incumbent"
-    lines += [f"{who} · {len(candidates)} candidate(s) · {len(results.cases):,} case row(s) in "
-              f"{len(results.contracts)} contract(s) · run at {_text(results.created_at)}", ""]
+    who = f"Incumbent **{_text(inc.name)}** ({_code(view.strip_paths(inc.resolved_id or inc.spec))})" if inc else \
+        "No incumbent"
+    link = run_link()
+    lines += [f"{who} · {len(results.cases):,} case row(s) in {len(results.contracts)} contract(s)"
+              + (f" · [full report and results (artifacts of this run)]({link})" if link else ""), ""]
     if not candidates:
         return lines
-    lines += ["| candidate | verdict | pass rate [95% CI] | failed calls | regressions / improvements | beyond tolerance "
-              "| monthly cost (Δ) | latency p50 / p95 | tokens / task | break-even |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| candidate | verdict | pass rate | regressions | failed calls | monthly Δ | break-even |",
+              "|---|---|---|---|---|---|---|"]
     for c in candidates:
         s, sw = c.summary, c.switching
         if s is None or sw is None:
-            lines.append(f"| **{_text(c.model.name)}** | no summary |" + " — |" * 8)
+            lines.append(f"| **{_text(c.model.name)}** | no summary |" + " — |" * 5)
             continue
-        ci = s.pass_rate_ci
-        rate = view.pct(s.pass_rate) + (f" [{view.pct(ci[0])}, {view.pct(ci[1])}]" if ci else "")
-        monthly = "unknown"
-        if sw.candidate_monthly_usd is not None and sw.monthly_delta_usd is not None:
-            delta = sw.monthly_delta_usd
-            monthly = f"{view.money(sw.candidate_monthly_usd)} ({'+' if delta > 0 else ''}{view.money(delta)})"
+        delta = sw.monthly_delta_usd
+        monthly = "unknown" if delta is None else f"{'+' if delta > 0 else ''}{view.money(delta)}"
         lines.append(" | ".join([
-            f"| **{_text(c.model.name)}**", f"{_ICON.get(c.label, '')} {c.label}", rate, str(s.failed_calls),
-            f"{s.regressions:g} / {s.improvements:g}", str(s.exceeded), monthly,
-            f"{view.seconds(s.usage.latency_p50)} / {view.seconds(s.usage.latency_p95)}",
-            view.number(s.usage.tokens_per_task, 4), view.months(sw)]) + " |")
+            f"| **{_text(c.model.name)}**", f"{_ICON.get(c.label, '')} {c.label}", view.pct(s.pass_rate),
+            f"{s.regressions:g}", str(s.failed_calls), monthly, view.months(sw)]) + " |")
+    incumbent = results.summaries.incumbent if results.summaries else None
     if incumbent:
-        monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
-        lines += ["", f"Incumbent: pass rate {view.pct(incumbent.golden_pass_rate)} on its goldens, "
-                      f"{view.money(monthly)} per month, latency p50 {view.seconds(incumbent.usage.latency_p50)} / "
-                      f"p95 {view.seconds(incumbent.usage.latency_p95)}, "
-                      f"{view.number(incumbent.usage.tokens_per_task, 4)} tokens per task."]
-    rate = view.money(results.settings.get("hourly_rate", 100.0))
-    lines += ["", "### Switching cost", "", f"Rework at {rate} per hour for every contract with a regression or "
-              "drift beyond tolerance; break-even = rework / monthly saving.", "",
-              "| candidate | contracts to rework | rework | monthly saving | break-even |", "|---|---|---|---|---|"]
+        lines += ["", f"Incumbent pass rate on its goldens: {view.pct(incumbent.golden_pass_rate)}."]
+    return lines + [""] + _problems(results, candidates) + _goldens(results)
+
+
+def _problems(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
+    """Per candidate that is not a clean drop-in: its verdict's reasons, failed calls, drift beyond tolerance."""
+    lines: list[str] = []
     for c in candidates:
-        sw = c.switching
-        if sw is None:
+        p = view.problems(results, c)
+        if c.label == "drop-in" and not p:
+            continue
+        lines += [f"**{_text(c.model.name)}**: {_ICON.get(c.label, '')} {c.label}", ""]
+        lines += [f"- {_text(view.strip_paths(r))}" for r in (c.verdict.reasons if c.verdict else ())]
+        if p.failed_calls and c.summary:
+            first = f", first: {_code(view.strip_paths(p.first_error)[:200])}" if p.first_error else ""
+            lines.append(f"- {p.failed_calls} of {c.summary.cases} call(s) failed{first}")
+        if p.exceeded:
+            metrics = f" ({', '.join(_code(m) for m in p.exceeded_metrics)})" if p.exceeded_metrics else ""
+            lines.append(f"- {p.exceeded} case(s) beyond tolerance{metrics}")
+        lines.append("")
+    return (["### Needs attention", ""] + lines) if lines else []
+
+
+def _goldens(results: RunResults) -> list[str]:
+    lines: list[str] = []
+    for kind, names, why in (("stale", results.stale_goldens, "the prompt changed since they were recorded; "
+                              "re-record with `--llmswap-record new`"),
+                             ("unused", results.unused_goldens, "no collected case uses them")):
+        if not names:
+            continue
+        shown = ", ".join(_code(view.strip_paths(g)) for g in names[:GOLDENS_LISTED])
+        more = f" and {len(names) - GOLDENS_LISTED} more" if len(names) > GOLDENS_LISTED else ""
+        lines += [f"- **{len(names)} {kind} golden(s)** ({why}): {shown}{more}"]
+    return (["### Goldens", ""] + lines + [""]) if lines else []
+
+
+def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
+    """The incumbent's figures and the switching cost, collapsed: the reviewer's second look."""
+    incumbent = results.summaries.incumbent if results.summaries else None
+    if not candidates:
+        return []
+    lines = ["<details><summary>Switching cost, latency and tokens</summary>", ""]
+    rate = view.money(results.settings.get("hourly_rate", 100.0))
+    lines += [f"Rework at {rate} per hour for every contract with a regression or drift beyond tolerance; "
+              "break-even = rework / monthly saving.", "",
+              "| candidate | rework | monthly cost | latency p50 / p95 | tokens / task |", "|---|---|---|---|---|"]
+    for c in candidates:
+        s, sw = c.summary, c.switching
+        if s is None or sw is None:
             continue
         names = sw.rework_contracts
-        shown = ", ".join(_code(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        lines.append(f"| **{_text(c.model.name)}** | {shown or 'none'} | {view.number(sw.rework_hours)} h = "
-                     f"{view.money(sw.rework_usd)} | {view.money(sw.monthly_saving_usd)} | {view.months(sw)} |")
-    lines += ["", "<details><summary>Why each verdict</summary>", ""]
-    lines += [f"- **{_text(c.model.name)}** ({c.label}): {_text('; '.join(c.verdict.reasons if c.verdict else ()))}"
-              for c in candidates]
-    lines += ["", "</details>", ""]
-    return lines
+        lines.append(f"| **{_text(c.model.name)}** | {view.number(sw.rework_hours)} h = {view.money(sw.rework_usd)} "
+                     f"({len(names)} contract(s)) | {view.money(sw.candidate_monthly_usd)} | "
+                     f"{view.seconds(s.usage.latency_p50)} / {view.seconds(s.usage.latency_p95)} | "
+                     f"{view.number(s.usage.tokens_per_task, 4)} |")
+    if incumbent:
+        monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
+        lines.append(f"| incumbent | — | {view.money(monthly)} | {view.seconds(incumbent.usage.latency_p50)} / "
+                     f"{view.seconds(incumbent.usage.latency_p95)} | {view.number(incumbent.usage.tokens_per_task, 4)} |")
+    return lines + ["", "</details>", ""]
 
 
 def _entry(case: CaseResult) -> str:
@@ -137,15 +184,15 @@ def _entry(case: CaseResult) -> str:
 def render_markdown(results: RunResults, limit: int = DEFAULT_LIMIT) -> str:
     """The PR summary, at most ``limit`` UTF-8 bytes; the list of cases that need attention is cut to fit."""
     candidates = view.candidate_views(results)
-    note_room = 200  # kept free for the closing note
-    head = "\n".join(_header(results, candidates))
+    note_room = 200  # kept free for the closing note and the marker
+    head = "\n".join(_header(results, candidates) + _details(results, candidates))
     if _size(head) + note_room > limit:
         # Only a pathological run (thousands of candidates) gets here: cut the tables at a line.
         head = _fit(head, limit - note_room)
     order = {c.model.name: i for i, c in enumerate(candidates)}
     attention = sorted((c for c in results.cases if c.candidate is not None and view.needs_attention(c)),
                        key=lambda c: (order.get(c.candidate, len(order)), view.attention_key(c)))
-    title = "\n### Top regressions and failures\n\n" if attention else ""
+    title = "\n### Cases that need attention\n\n" if attention else ""
     used = _size(head) + _size(title) + note_room
     body: list[str] = []
     per_candidate: dict[str, int] = {}
@@ -162,7 +209,7 @@ def render_markdown(results: RunResults, limit: int = DEFAULT_LIMIT) -> str:
     if len(body) < len(attention):
         text += (f"\n_{len(attention) - len(body):,} more case(s) that need attention are not listed here; "
                  "the HTML report and the results JSON have every case._\n")
-    return text
+    return text + "\n" + MARKER + "\n"
 
 
 def _fit(text: str, limit: int) -> str:
