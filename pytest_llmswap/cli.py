@@ -67,6 +67,8 @@ def merge_results(paths: Sequence[str]) -> Any:
     from .results import ResultsFormatError
     from .results import merge_results as merge
 
+    if not paths:
+        raise CliError("no shard results to merge")
     raw = [(p, _read_json(p)) for p in paths]
     versions = {p: d.get("format_version") if isinstance(d, dict) else None for p, d in raw}
     if len(set(versions.values())) > 1:
@@ -81,10 +83,18 @@ def merge_results(paths: Sequence[str]) -> Any:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    """Write the merged results of several shards."""
-    merged = merge_results(args.results)
+    """Write the merged results of several shards (with ``--missing-ok``, of those that exist, naming the rest)."""
+    paths = args.results
+    if args.missing_ok:
+        missing = [p for p in paths if not Path(p).exists()]
+        paths = [p for p in paths if p not in missing]
+        for path in missing:
+            print(f"llmswap: missing shard: {path}", file=sys.stderr)
+        if not paths:
+            raise CliError(f"every shard is missing ({', '.join(missing)})")
+    merged = merge_results(paths)
     _write(args.output, json.dumps(merged.to_dict(), indent=1, ensure_ascii=False))
-    print(f"merged {len(args.results)} files, {len(merged.cases)} case rows -> {args.output}", file=sys.stderr)
+    print(f"merged {len(paths)} files, {len(merged.cases)} case rows -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -100,34 +110,49 @@ def golden_files(root: Path) -> list[Path]:
 
 
 def chat_examples(root: Path, passed_only: bool = False) -> list[dict[str, Any]]:
-    """One chat-format training example per golden sample: the prompt's messages plus the answer."""
+    """One chat-format training example per distinct conversation: the prompt's messages plus a golden answer.
+
+    Identical samples (the same messages and answer, e.g. K samples of a deterministic model) are one
+    example; ``metadata`` names the contract and case it came from and how many samples it stands for.
+    """
     from .golden import GoldenFormatError, load_golden_file
 
     files = golden_files(root)
     if not files:
         raise CliError(f"no golden files (__llm_goldens__/*.json) under {root}")
-    examples = []
+    examples: dict[str, dict[str, Any]] = {}
     for path in files:
         try:
             contracts = load_golden_file(path)
         except GoldenFormatError as exc:
             raise CliError(str(exc)) from None
-        for contract_id in sorted(contracts):
-            for _, case in sorted(contracts[contract_id].items()):
+        # The test module beside the golden folder, relative to the root searched: pytest's node id from there.
+        module = path.parent.parent / f"{path.stem}.py"
+        prefix = module.relative_to(root).as_posix() if root.is_dir() else module.name
+        for key in sorted(contracts):
+            contract_id = f"{prefix}::{key}"
+            for case_id, case in sorted(contracts[key].items()):
                 messages = [{"role": role, "content": content} for role, content in case.messages]
                 for sample in case.samples:
                     # Samples recorded before checks ran carry no "passed": they are not known to pass.
                     if passed_only and sample.get("passed") is not True:
                         continue
-                    examples.append({"messages": messages + [{"role": "assistant", "content": sample["text"]}]})
-    return examples
+                    example = messages + [{"role": "assistant", "content": sample["text"]}]
+                    key = json.dumps(example, ensure_ascii=False, sort_keys=True)
+                    if key in examples:
+                        examples[key]["metadata"]["samples"] += 1
+                    else:
+                        examples[key] = {"messages": example, "metadata": {"contract": contract_id, "case_id": case_id,
+                                                                           "samples": 1}}
+    return list(examples.values())
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write golden samples as a fine-tuning dataset."""
     examples = chat_examples(Path(args.goldens), passed_only=args.passed_only)
     _write(args.output, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
-    print(f"wrote {len(examples)} example(s) to {args.output}", file=sys.stderr)
+    samples = sum(e["metadata"]["samples"] for e in examples)
+    print(f"wrote {len(examples)} example(s) ({samples} golden sample(s)) to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -142,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="join the results of CI shards into one results JSON")
     p.add_argument("results", nargs="+", metavar="RESULTS.json")
     p.add_argument("-o", "--output", required=True, metavar="PATH")
+    p.add_argument("--missing-ok", action="store_true",
+                   help="merge the shards that exist and name the missing ones on stderr (a crashed CI shard)")
     p.set_defaults(func=cmd_merge)
     p = sub.add_parser("export", help="write golden samples as a fine-tuning dataset")
     p.add_argument("--goldens", required=True, metavar="DIR", help="folder searched for __llm_goldens__/*.json")
