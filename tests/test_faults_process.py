@@ -87,8 +87,6 @@ def test_xdist_never_multiplies_calls(pytester, no_cache):
         assert not (pytester.path / ".llmswap_cache").exists()
 
 
-@pytest.mark.xfail(reason="needs session wiring: report writes through files.write_text, each failure one line",
-                   strict=False)
 def test_unwritable_report_path_is_one_line_and_other_outputs_are_written(suite):
     pytester = suite()
     pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=2)
@@ -115,8 +113,6 @@ def pytest_sessionfinish(session):
 """
 
 
-@pytest.mark.xfail(reason="needs session wiring: GoldenStore.flush's OutputWriteError shown as one line",
-                   strict=False)
 def test_disk_full_on_one_golden_file_is_one_line_and_the_other_is_written(suite):
     pytester = suite(name="test_small")
     suite(decorator='prompt="{{ word }}", cases=[{"id": "big", "word": "word " * 4000}]',
