@@ -50,7 +50,7 @@ def test_report_rerenders_html_and_markdown(tmp_path, capsys, single):
     code, err = run_cli(capsys, "report", src, "--markdown", str(tmp_path / "pr.md"))
     assert code == 0, err
     assert (tmp_path / "results.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert (tmp_path / "pr.md").read_text(encoding="utf-8").startswith("## pytest-llmswap")
+    assert (tmp_path / "pr.md").read_text(encoding="utf-8").startswith("**pytest-llmswap:** ")
     code, err = run_cli(capsys, "report", src, "-o", str(tmp_path / "sub" / "r.html"))
     assert code == 0 and (tmp_path / "sub" / "r.html").exists()
 
@@ -81,6 +81,18 @@ def test_merge_unions_models_and_contracts_and_keeps_goldens_unused_by_every_sha
     assert [m["name"] for m in merged["candidates"]] == [m.name for m in single.candidates]
     assert len(merged["contracts"]) == len(single.contracts)
     assert merged["unused_goldens"] == ["g2"] and merged["stale_goldens"] == ["s1", "s2"]
+
+
+def test_merge_missing_ok_merges_the_shards_that_exist_and_names_the_rest(tmp_path, capsys, single):
+    a = write(tmp_path / "a.json", shard(single, single.cases[:40]))
+    missing = str(tmp_path / "crashed.json")
+    code, err = run_cli(capsys, "merge", a, missing, "-o", str(tmp_path / "all.json"))
+    assert_one_line_error(code, err, "cannot read", "crashed.json")
+    code, err = run_cli(capsys, "merge", "--missing-ok", a, missing, "-o", str(tmp_path / "all.json"))
+    assert code == 0 and f"llmswap: missing shard: {missing}" in err and "merged 1 files, 40 case rows" in err
+    assert len(json.loads((tmp_path / "all.json").read_text())["cases"]) == 40
+    code, err = run_cli(capsys, "merge", "--missing-ok", missing, "-o", str(tmp_path / "none.json"))
+    assert code == 2 and "every shard is missing" in err and not (tmp_path / "none.json").exists()
 
 
 def test_merge_conflicting_duplicate(tmp_path, capsys, single):
@@ -148,9 +160,9 @@ def golden_case(system: str, user: str, samples: list[tuple[str, bool | None]]) 
 
 @pytest.fixture
 def goldens(tmp_path) -> Path:
-    golden_file(tmp_path, "test_b", {"test_b.py::test_sum": {"cases": {
+    golden_file(tmp_path, "test_b", {"test_sum": {"cases": {
         "c1": golden_case("Sum up.", "Long text", [("Short.", True)])}}})
-    golden_file(tmp_path, "test_a", {"test_a.py::test_triage": {"cases": {
+    golden_file(tmp_path, "test_a", {"test_triage": {"cases": {
         "t2": golden_case("Triage.", "Refund?", [("billing", True), ("bill", False), ("billing", None)]),
         "t1": golden_case("Triage.", "Crash!", [("bug", True)])}}})
     (tmp_path / "tests" / "other.json").write_text("{}")  # not in __llm_goldens__: ignored
@@ -167,9 +179,13 @@ def test_export_chat_jsonl(goldens, tmp_path, capsys):
     assert code == 0, err
     lines = read_jsonl(out)
     assert lines[0] == {"messages": [{"role": "system", "content": "Triage."}, {"role": "user", "content": "Crash!"},
-                                     {"role": "assistant", "content": "bug"}]}
-    assert [line["messages"][-1]["content"] for line in lines] == ["bug", "billing", "bill", "billing", "Short."]
-    assert "wrote 5 example(s)" in err
+                                     {"role": "assistant", "content": "bug"}],
+                        "metadata": {"contract": "tests/test_a.py::test_triage", "case_id": "t1",
+                                     "samples": 1}}
+    # The two identical "billing" samples of t2 are one example that stands for both.
+    assert [(line["metadata"]["case_id"], line["messages"][-1]["content"], line["metadata"]["samples"])
+            for line in lines] == [("t1", "bug", 1), ("t2", "billing", 2), ("t2", "bill", 1), ("c1", "Short.", 1)]
+    assert "wrote 4 example(s) (5 golden sample(s))" in err
 
 
 def test_export_passed_only(goldens, tmp_path, capsys):
@@ -177,6 +193,7 @@ def test_export_passed_only(goldens, tmp_path, capsys):
     code, _ = run_cli(capsys, "export", "--goldens", str(goldens), "-o", str(out), "--passed-only")
     assert code == 0
     assert [line["messages"][-1]["content"] for line in read_jsonl(out)] == ["bug", "billing", "Short."]
+    assert [line["metadata"]["samples"] for line in read_jsonl(out)] == [1, 1, 1]  # the unchecked one is left out
 
 
 def test_export_errors(tmp_path, capsys):
@@ -213,4 +230,32 @@ def test_ci_example_uses_valid_llmswap_commands():
     commands = [line.strip() for line in workflow.read_text().splitlines() if line.strip().startswith("llmswap ")]
     assert len(commands) == 2
     for command in commands:
-        build_parser().parse_args(shlex.split(command)[1:])  # exits 2 on an unknown subcommand or option
+        words = shlex.split(command.replace("$shards", "results/shard-0.json results/shard-1.json"))
+        words = words[:next((i for i, w in enumerate(words) if w in ("2>", "||", ">", ";")), len(words))]
+        build_parser().parse_args(words[1:])  # exits 2 on an unknown subcommand or option
+
+
+def test_ci_example_merges_the_shards_that_exist_and_names_a_crashed_one(tmp_path, single):
+    """The report job's shell, run as written: one of two shards crashed; the summary says so and the job fails."""
+    import os
+    import shutil
+
+    import yaml
+
+    if not shutil.which("llmswap"):
+        pytest.skip("the llmswap console script is not on PATH")
+    steps = yaml.safe_load((Path(__file__).parents[1] / "examples" / "ci" / "github-actions.yml").read_text())
+    steps = steps["jobs"]["report"]["steps"]
+    merge = next(s["run"] for s in steps if s.get("name", "").startswith("Merge"))
+    check = next(s["run"] for s in steps if s.get("name", "").startswith("Fail"))
+    (tmp_path / "results").mkdir()
+    write(tmp_path / "results" / "shard-0.json", single)
+    (tmp_path / "results" / "exit-0").write_text("0\n")
+    env = dict(os.environ, SHARDS="2", GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
+    done = subprocess.run(["bash", "-e", "-c", merge], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "llmswap.md").read_text()
+    assert text.startswith("> [!WARNING]\n> Shard results missing (the shard crashed): `results/shard-1.json`")
+    assert "**pytest-llmswap:**" in text and (tmp_path / "llmswap-report.html").exists()
+    failed = subprocess.run(["bash", "-e", "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "shard 1 left no results" in failed.stdout
