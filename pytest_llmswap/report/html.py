@@ -112,7 +112,8 @@ def _attention(results: RunResults, candidates: list[view.CandidateView]) -> lis
                           "detail": view.strip_paths(p.first_error) if p.first_error else ""})
         if p.regressions:
             items.append({"rank": 1, "size": p.regressions, "candidate": c.model.name, "column": column,
-                          "what": f"{p.regressions:g} regression(s)", "detail": c.verdict.headline if c.verdict else ""})
+                          "what": f"{p.regressions:g} regression(s)",
+                          "detail": view.strip_paths(c.verdict.headline) if c.verdict else ""})
         if p.exceeded:
             items.append({"rank": 2, "size": p.exceeded, "candidate": c.model.name, "column": column,
                           "what": f"{p.exceeded} case(s) beyond tolerance",
