@@ -55,28 +55,107 @@ def _save_artifact(driver, path: Path) -> None:
         shutil.copy(path, target / path.name)
 
 
-def test_report_loads_without_errors_and_shows_cards_and_plane(browser, report):
+@pytest.fixture(scope="module")
+def big_report(tmp_path_factory) -> Path:
+    return write_html(synthetic_results(10_000), tmp_path_factory.mktemp("browser-big") / "report.html")
+
+
+def _open(driver, path: Path, width: int = 1400) -> None:
+    driver.set_window_size(width, 2000)
+    driver.get(path.as_uri())
+
+
+def _visible_rows(driver) -> list[dict]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#matrix-table tbody tr')).filter(r => !r.hidden)"
+        ".map(r => ({p: r.dataset.p, s: r.dataset.s, case: r.cells[1].textContent}))")
+
+
+def _search(driver, text: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = driver.find_element("id", "f-search")
+    box.clear()
+    box.send_keys(text)
+    # The search waits 120 ms after the last key: wait until the status reflects it.
+    WebDriverWait(driver, 5).until(lambda d: all(text.lower() in r["s"] for r in _visible_rows(d)))
+
+
+def test_report_loads_without_errors_or_requests_and_opens_on_the_decision(browser, report):
     from selenium.webdriver.common.by import By
 
-    browser.get(report.as_uri())
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    _open(browser, report)
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert errors == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    sections = [s.get_attribute("id") for s in browser.find_elements(By.CSS_SELECTOR, "main > section")]
+    assert sections[:3] == ["attention", "verdicts", "matrix"]
+    overall = browser.find_element(By.ID, "overall")
+    assert overall.location["y"] < 150 and "haiku can replace gpt-4o" in overall.text
+    first = browser.find_elements(By.CSS_SELECTOR, "ol.attention > li")[0].text
+    assert first.startswith("local-int8: ") and "regression" in first  # the worst problem first
     cards = browser.find_elements(By.CSS_SELECTOR, "article.verdict-card")
     assert [c.find_element(By.TAG_NAME, "h3").text.split()[0] for c in cards] == ["haiku", "gpt-4o-mini", "local-int8"]
-    assert "drop-in" in cards[0].text and "Break-even" in cards[0].text
+    assert "drop-in" in cards[0].text and "Break-even" in cards[0].text and "checkpoint" in cards[0].text
     plane = browser.find_element(By.CSS_SELECTOR, "#plane svg.plane")
     assert plane.size["width"] > 300 and len(plane.find_elements(By.CSS_SELECTOR, ".point")) == 4
     assert browser.find_elements(By.CSS_SELECTOR, "#drift svg.hist")
     _save_artifact(browser, report.with_name("report-top.png"))
 
 
+def test_plane_labels_do_not_overlap_in_the_browser(browser, report):
+    _open(browser, report)
+    boxes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#plane .label, #plane .point')).map(e => {"
+        "const b = e.getBBox(); return [e.getAttribute('class'), b.x, b.y, b.x + b.width, b.y + b.height]; })")
+    labels = [b[1:] for b in boxes if b[0] == "label"]
+    marks = [b[1:] for b in boxes if b[0] != "label"]
+
+    def overlap(a, b):
+        return a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
+
+    assert len(labels) == 4
+    assert not any(overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:])
+    assert not any(overlap(a, m) for a in labels for m in marks)
+
+
+def test_matrix_puts_problems_first_and_filters_and_searches(browser, report):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, report)
+    rows = _visible_rows(browser)
+    assert rows and rows[0]["p"] != "" and len(rows) <= 100
+    problem_flags = [r["p"] != "" for r in rows]
+    assert problem_flags == sorted(problem_flags, reverse=True)  # every problem row before any clean one
+    browser.find_element(By.ID, "f-problems").click()
+    assert all(r["p"] != "" for r in _visible_rows(browser))
+    _search(browser, "case-00042")
+    assert [r["case"] for r in _visible_rows(browser)] in ([], ["case-00042"])
+    browser.find_element(By.ID, "f-problems").click()
+    assert [r["case"] for r in _visible_rows(browser)] == ["case-00042"]
+    assert "1 matching" in browser.find_element(By.ID, "f-status").text
+    # A verdict card's link filters the matrix to that candidate's problems.
+    link = browser.find_element(By.XPATH, "//a[contains(., 'Cases that need attention on local-int8')]")
+    browser.execute_script("arguments[0].scrollIntoView()", link)
+    link.click()
+    rows = _visible_rows(browser)
+    assert rows and all("2" in r["p"].split() for r in rows)
+    assert browser.find_element(By.ID, "f-column").get_attribute("value") == "2"
+
+
 def test_model_output_is_shown_as_text_and_never_runs(browser, report):
     from selenium.webdriver.common.by import By
 
-    browser.get(report.as_uri())
+    _open(browser, report)
     assert browser.execute_script("return typeof window.__pwned") == "undefined"
-    case = browser.find_element(By.XPATH, "//details[contains(@class,'case')][.//summary[contains(., 'case-00003')]]")
-    browser.execute_script("arguments[0].scrollIntoView()", case)
+    case = browser.find_element(By.XPATH, "//details[contains(@class,'case')][summary[span[@class='cand'] = 'haiku']"
+                                          "[contains(., 'case-00003')]]")
+    # Opened through its link in the matrix, as a reviewer would.
+    anchor = case.get_attribute("id")
+    link = browser.find_element(By.CSS_SELECTOR, f'#matrix-table a[href="#{anchor}"]')
+    _search(browser, "case-00003")
+    link.click()
+    assert case.get_attribute("open") is not None
     candidate_text = case.find_elements(By.CSS_SELECTOR, ".side pre.text")[1].text
     assert '<script>window.__pwned=1</script>' in candidate_text
     assert '<img src=x onerror="window.__pwned=2">' in candidate_text
@@ -85,15 +164,48 @@ def test_model_output_is_shown_as_text_and_never_runs(browser, report):
     _save_artifact(browser, report.with_name("report-hostile-case.png"))
 
 
-def test_contract_table_sorts_on_click(browser, report):
+def test_contract_table_sorts_from_the_keyboard(browser, report):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
-    browser.get(report.as_uri())
+    _open(browser, report)
     table = browser.find_element(By.CSS_SELECTOR, "table.contracts")
-    regressions = lambda: [int(r.find_elements(By.TAG_NAME, "td")[4].text)  # noqa: E731
+    regressions = lambda: [float(r.find_elements(By.TAG_NAME, "td")[4].text)  # noqa: E731
                            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert regressions() == sorted(regressions(), reverse=True)  # server-side default
-    header = table.find_elements(By.TAG_NAME, "th")[4]
-    browser.execute_script("arguments[0].scrollIntoView()", header)
-    header.click()
+    button = table.find_elements(By.CSS_SELECTOR, "th button")[4]
+    browser.execute_script("arguments[0].scrollIntoView()", button)
+    button.send_keys(Keys.ENTER)
     assert regressions() == sorted(regressions())
+    assert button.find_element(By.XPATH, "..").get_attribute("aria-sort") == "ascending"
+    button.send_keys(Keys.SPACE)
+    assert regressions() == sorted(regressions(), reverse=True)
+
+
+def test_narrow_layout_has_no_horizontal_page_scroll(browser, report):
+    _open(browser, report, width=400)
+    widths = browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    _save_artifact(browser, report.with_name("report-400px.png"))
+
+
+def test_ten_thousand_rows_stay_usable(browser, big_report):
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    start = time.perf_counter()
+    _open(browser, big_report)
+    loaded = time.perf_counter() - start
+    total = browser.execute_script("return document.querySelectorAll('#matrix-table tbody tr').length")
+    assert total == 3333 and len(_visible_rows(browser)) == 100
+    start = time.perf_counter()
+    browser.find_element(By.ID, "f-problems").click()
+    _search(browser, "test_contract_5")
+    filtered = time.perf_counter() - start
+    rows = _visible_rows(browser)
+    assert rows and all(r["p"] and "test_contract_5" in r["s"] for r in rows)
+    browser.find_element(By.ID, "f-next").click()
+    assert "page 2 of" in browser.find_element(By.ID, "f-status").text or len(rows) < 100
+    assert loaded < 15 and filtered < 5, (loaded, filtered)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
