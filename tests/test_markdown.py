@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -41,11 +43,74 @@ def _outside_fences(text: str) -> str:
 
 def test_summary_content(big):
     text = render_markdown(big)
-    assert text.startswith("## pytest-llmswap: model migration report")
+    assert text.startswith("**pytest-llmswap:** ") and "\n" not in text.split("\n\n")[0]  # one line first
     assert "| **haiku** | ✅ drop-in |" in text
     assert "| **local-int8** | ❌ not recommended |" in text
-    assert "### Switching cost" in text and "### Top regressions and failures" in text
-    assert "```diff\n- " in text
+    assert "### Needs attention" in text and "### Cases that need attention" in text
+    assert "```diff\n- " in text and text.rstrip().endswith(markdown.MARKER)
+    table = re.search(r"^\| candidate .*$", text, re.M).group(0)
+    assert table.count("|") == 8  # seven narrow columns
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _snapshot(name: str, text: str) -> None:
+    """Compare with tests/snapshots/NAME; LLMSWAP_UPDATE_SNAPSHOTS=1 rewrites it (review the diff)."""
+    path = SNAPSHOTS / name
+    if os.environ.get("LLMSWAP_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def _small_run():
+    results = synthetic_results(24, n_contracts=3)
+    broken = next(c for c in results.cases if c.candidate == "gpt-4o-mini")
+    broken.call_error = broken.failure = "APIError: HTTP 500 after 3 retries (/home/ci/app/client.py)"
+    broken.candidate_passed = broken.passed = False
+    results.stale_goldens = ["test_triage.py::test_triage[ticket-7]"]
+    results.unused_goldens = ["test_triage.py::test_triage[ticket-99]"]
+    results.summaries = summarize(results)
+    return results
+
+
+def test_snapshot_pr_comment(monkeypatch):
+    for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    _snapshot("pr-comment.md", render_markdown(_small_run()))
+
+
+def test_snapshot_pr_comment_in_github_actions(monkeypatch):
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/support-bot")
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    text = render_markdown(_small_run())
+    assert "(https://github.com/acme/support-bot/actions/runs/4242#artifacts)" in text.split("\n")[2]
+    _snapshot("pr-comment-actions.md", text)
+
+
+def test_problems_name_failed_calls_goldens_and_never_a_local_path():
+    text = render_markdown(_small_run())
+    problems = text[text.index("### Needs attention"):text.index("<details>")]
+    assert "1 of 8 call(s) failed, first: `APIError: HTTP 500 after 3 retries (…/app/client.py)`" in problems
+    assert "**1 stale golden(s)**" in problems and "**1 unused golden(s)**" in problems
+    assert "/home/ci" not in text
+
+
+def test_terminal_section_names_verdicts_items_failed_calls_and_cost():
+    from pytest_llmswap.reporting import RunReport
+
+    results = _small_run()
+    lines = RunReport(results).summary_lines()
+    assert lines[0] == markdown.view.overall_line(results, markdown.view.candidate_views(results))
+    s = results.summaries.candidates["gpt-4o-mini"]
+    block = lines[lines.index(next(x for x in lines if x.startswith("gpt-4o-mini: "))):][:4]
+    assert block[0] == f"gpt-4o-mini: {results.summaries.verdicts['gpt-4o-mini'].headline}"
+    # pytest's own terms: items passed and failed add up to the candidate's items.
+    passed = sum(c.passed for c in results.cases if c.candidate == "gpt-4o-mini")
+    assert block[1].startswith(f"  items: {passed} passed, {s.cases - passed} failed of {s.cases}; 1 failed call(s)")
+    assert block[3].startswith("  cost: $") and "per 1,000 calls" in block[3] and "e-0" not in "\n".join(lines)
 
 
 @pytest.mark.parametrize("limit", [60_000, 20_000, 5_000])
@@ -63,7 +128,7 @@ def test_cap_holds_even_when_the_tables_alone_are_too_long(big):
 def test_per_candidate_cap(monkeypatch, big):
     monkeypatch.setattr(markdown, "CASES_PER_CANDIDATE", 2)
     text = render_markdown(big, limit=1_000_000)
-    assert text.count("<details><summary>") == 1 + 3 * 2  # the verdict reasons, then 2 cases per candidate
+    assert text.count("<details><summary>") == 1 + 3 * 2  # the switching costs, then 2 cases per candidate
 
 
 def test_untrusted_output_stays_inside_code(big):
@@ -106,7 +171,7 @@ def test_publish_writes_the_file_and_appends_the_step_summary(tmp_path, monkeypa
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     written = publish_markdown(results, tmp_path / "pr.md")
     assert written == [tmp_path / "pr.md", summary]
-    assert summary.read_text().startswith("earlier step\n## pytest-llmswap")
+    assert summary.read_text().startswith("earlier step\n**pytest-llmswap:** ")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert append_step_summary("x") is False
     assert publish_markdown(results, None) == []

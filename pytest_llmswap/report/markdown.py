@@ -172,7 +172,7 @@ def _entry(case: CaseResult) -> str:
     # Raw HTML: Markdown escapes do not apply there, and <code> keeps GitHub from linking @mentions.
     lines = [f"<details><summary>{what} · <b>{html.escape(case.candidate or 'replay')}</b> · "
              f"<code>{html.escape(case.contract)}</code> · <code>{html.escape(case.case_id)}</code></summary>", ""]
-    message = case.check_message or case.failure
+    message = view.strip_paths(case.check_message or case.failure)
     if message:
         lines += [f"check: {_code(message[:300])}", ""]
     if case.exceeded:
