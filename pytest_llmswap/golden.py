@@ -119,10 +119,6 @@ def _pretty(value: Any, depth: int, width: int = 200) -> str:
     return "[\n" + ",\n".join(items) + f"\n{pad}]"
 
 
-# Until reporting.py imports files.write_text itself.
-atomic_write = write_text
-
-
 def _lock_for(path: Path) -> FileLock:
     # The lock lives in the temp dir so that no lock file litters the reviewed __llm_goldens__ folder.
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]

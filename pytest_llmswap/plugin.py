@@ -177,8 +177,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput[WORKER_RESULTS] = state.export()
         return
     state.report = write_reports(state)
+    if state.executor.store_error is not None:
+        state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
     if state.report.errors and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.close(owner=getattr(config, "workerinput", None) is None)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

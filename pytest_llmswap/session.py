@@ -75,7 +75,9 @@ class LlmSwapSession:
         self.results: list[CaseResult] = []
         self.requests: dict[ItemKey, list[Request]] = {}
         self.responses: dict[str, Response | ModelCallError] = {}
-        cache = ResponseCache(options.cache_dir, options.run_id) if options.cache_dir else None
+        # --llmswap-no-cache still needs a store the run's xdist workers share, or each would call every model.
+        cache = (ResponseCache(options.cache_dir, options.run_id) if options.cache_dir
+                 else ResponseCache.ephemeral(options.run_id))
         self.executor = Executor(cache, options.execution)
         self.recorded: list[Path] = []
         self.absorbed: list[RunResults] = []
@@ -477,7 +479,17 @@ class LlmSwapSession:
     def _request(self, spec: ModelSpec, contract: ResolvedContract, messages: tuple[tuple[str, str], ...],
                  sample: int) -> Request:
         return Request(model=spec, messages=messages, params=tuple(sorted(contract.contract.params.items())),
-                       sample=sample)
+                       sample=sample, allow_empty=contract.contract.allow_empty)
+
+    def close(self, *, owner: bool) -> None:
+        """Close the response store; the process that created a run-only store (not an xdist worker) deletes it."""
+        store = self.executor.cache
+        if store is None:
+            return
+        if owner and self.options.cache_dir is None:
+            store.remove()
+        else:
+            store.close()
 
     def _result(self, key: ItemKey) -> CaseResult:
         contract, case = self._contract_case(key)

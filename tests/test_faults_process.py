@@ -68,11 +68,7 @@ def test_two_processes_recording_at_once_call_each_request_once_and_lose_nothing
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("no_cache", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(reason="needs session wiring: a run-scoped store for "
-                                                      "--llmswap-no-cache (ResponseCache.ephemeral)", strict=False)),
-])
+@pytest.mark.parametrize("no_cache", [False, True])
 def test_xdist_never_multiplies_calls(pytester, no_cache):
     pytest.importorskip("xdist")
     cases = [f"q{i:02d}" for i in range(24)]

@@ -82,10 +82,11 @@ def test_record_on_incumbent_then_candidate_flips_and_drift(pytester, litellm_lo
     assert 0 < summary["metrics"]["edit"]["mean"] < 1 and summary["metrics"]["exact"]["mean"] == 0
     assert summary["metrics"]["fields"]["mean"] == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
     # Configured prices: 100 and 200 USD per million input and output tokens.
-    case = next(c for c in out["cases"] if c["case_id"] == "t0")
-    usage = case["output"]["usage"]
-    assert case["output"]["cost_usd"] == pytest.approx((usage["input_tokens"] * 100 + usage["output_tokens"] * 200) / 1e6)
-    result.stdout.fnmatch_lines(["*candidate cheap: 6 cases, pass rate 66.7% (incumbent 100.0%), 2 regressions*"])
+    usages = [c["output"]["usage"] for c in out["cases"]]
+    expected = sum(u["input_tokens"] * 100 + u["output_tokens"] * 200 for u in usages) / 1e6 / len(usages)
+    assert summary["usage"]["cost_per_call"] == pytest.approx(expected)
+    assert out["candidates"][0]["cost_basis"].startswith("configured token prices ($100 in, $200 out")
+    result.stdout.fnmatch_lines(["cheap: *", "  6 cases: 4 passed checks (66.7%; incumbent 100.0%), 2 regressions*"])
     # ...and never written anywhere.
     for path in [pytester.path / "out.json", pytester.path / "report.html", *pytester.path.rglob(".llmswap_cache/**/*.json")]:
         assert SECRET not in path.read_text(), path
