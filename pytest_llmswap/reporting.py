@@ -59,9 +59,10 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) 
     delta = "" if sw.monthly_delta_usd is None else \
         f" ({'+' if sw.monthly_delta_usd > 0 else ''}{money(sw.monthly_delta_usd)} a month)"
     return [f"{name}: {v.headline}",
+            f"  {c.cases} cases: {c.checks_passed} passed checks ({pct(c.pass_rate)}; incumbent "
+            f"{pct(c.golden_pass_rate)}), {c.regressions:g} regressions, {c.improvements:g} improvements, "
+            f"{c.exceeded} beyond tolerance",
             f"  items: {c.items_passed} passed, {c.cases - c.items_passed} failed of {c.cases}{failed}",
-            f"  checks passed {c.checks_passed} of {c.cases} ({pct(c.pass_rate)}; incumbent {pct(c.golden_pass_rate)}); "
-            f"{c.regressions:g} regressions, {c.improvements:g} improvements, {c.exceeded} beyond tolerance",
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
             f"break-even {months(sw)}"]
