@@ -104,15 +104,15 @@ def litellm_answer(spec: ModelSpec, *, timeout_s: float = 60.0, retries: int = 3
     """
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
-        from ..models.litellm_backend import import_litellm
+        from ..models.litellm_backend import call_params, completion
 
         kwargs: dict[str, Any] = {k: request[k] for k in ("tools", "tool_choice", "response_format") if k in request}
         kwargs.update(request.get("params") or {})
-        kwargs.update(spec.param_dict)
+        kwargs.update(call_params(spec))
         kwargs.setdefault("timeout", timeout_s)
         kwargs.setdefault("num_retries", retries)
         start = time.perf_counter()
-        raw = import_litellm().completion(model=spec.target, messages=request["messages"], **kwargs)
+        raw = completion(spec, request["messages"], **kwargs)
         response = response_from_wire(raw.model_dump())
         response["latency_s"] = time.perf_counter() - start
         response["cost_usd"] = (getattr(raw, "_hidden_params", None) or {}).get("response_cost")

@@ -1,17 +1,24 @@
-"""API models through litellm: concurrent calls under a bounded semaphore, retries with backoff."""
+"""API models through litellm: concurrent calls under a bounded semaphore, retries with backoff.
+
+A named model with ``api_bases`` (several deployments) is called through litellm's ``Router``, which picks
+a deployment per call; it is still one model to the plugin, and the retries stay ours.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as _dt
 import email.utils
+import functools
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..types import ModelCallError, ModelSpec, Request, Response, Usage, redact, secret_values
 from .base import AnswerCallback, empty_answer_message
+from .spec import ROUTER_KEYS
 
 
 class EmptyAnswer(Exception):
@@ -57,8 +64,37 @@ def retry_after_s(exc: BaseException) -> float | None:
     return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
 
 
+def call_params(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's parameters for a completion call: without the Router's keys, which name deployments."""
+    return {k: v for k, v in spec.params if k not in ROUTER_KEYS}
+
+
+def make_router(litellm: Any, spec: ModelSpec) -> Any | None:
+    """litellm's ``Router`` over the spec's ``api_bases`` (one deployment per base), or None for one base.
+
+    The Router makes no retries of its own (``num_retries=0``): each of our attempts is routed afresh.
+    """
+    params = spec.param_dict
+    if "api_bases" not in params:
+        return None
+    deployments = [{"model_name": spec.name, "litellm_params": {"model": spec.target, "api_base": base}}
+                   for base in params["api_bases"]]
+    return litellm.Router(model_list=deployments, num_retries=0,
+                          routing_strategy=params.get("routing_strategy", "simple-shuffle"))
+
+
+def completion(spec: ModelSpec, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+    """One synchronous litellm completion of ``spec``, through its Router when it lists ``api_bases``."""
+    litellm = import_litellm()
+    router = make_router(litellm, spec)
+    if router is None:
+        return litellm.completion(model=spec.target, messages=messages, **kwargs)
+    return router.completion(model=spec.name, messages=messages, **kwargs)
+
+
 def check_spec(spec: ModelSpec) -> None:
-    """Fail before any call when litellm does not know the provider or its key is missing."""
+    """Fail before any call when litellm does not know the provider, its key is missing or the Router
+    cannot be built from the spec's deployments."""
     litellm = import_litellm()
     try:
         litellm.get_llm_provider(spec.target)
@@ -67,9 +103,14 @@ def check_spec(spec: ModelSpec) -> None:
                          "see litellm's provider list, or use openai/<model> with api_base for an "
                          "OpenAI-compatible server") from None
     params = spec.param_dict
+    try:
+        make_router(litellm, spec)
+    except Exception as exc:  # an unknown routing_strategy, or a base the Router rejects
+        raise ValueError(f"model {spec.name!r}: {_first_line(exc)}") from None
     if params.get("api_key") or params.get("mock_response") is not None:
         return
-    missing = litellm.validate_environment(model=spec.target, api_base=params.get("api_base")).get("missing_keys")
+    api_base = params.get("api_base") or next(iter(params.get("api_bases", ())), None)
+    missing = litellm.validate_environment(model=spec.target, api_base=api_base).get("missing_keys")
     if missing:
         raise ValueError(f"model {spec.target!r} needs {', '.join(missing)} in the environment (or api_key in "
                          f"[tool.llmswap.models.<name>])")
@@ -98,17 +139,24 @@ class LiteLLMBackend:
                             on_answer: AnswerCallback | None) -> list[Response | ModelCallError]:
         litellm = import_litellm()
         gate = asyncio.Semaphore(self.concurrency)
+        # A Router per batch: its HTTP clients belong to this batch's event loop (asyncio.run closes it).
+        router = make_router(litellm, self.spec)
+        if router is None:
+            call = functools.partial(litellm.acompletion, model=self.spec.target)
+        else:
+            call = functools.partial(router.acompletion, model=self.spec.name)
 
         async def one(index: int, req: Request) -> Response | ModelCallError:
-            answer = await self._complete_one(litellm, gate, req)
+            answer = await self._complete_one(litellm, call, gate, req)
             if on_answer is not None:
                 on_answer(index, answer)
             return answer
 
         return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
-    async def _complete_one(self, litellm: Any, gate: asyncio.Semaphore, req: Request) -> Response | ModelCallError:
-        kwargs = {**self.spec.param_dict, **req.param_dict}
+    async def _complete_one(self, litellm: Any, call: Callable[..., Awaitable[Any]], gate: asyncio.Semaphore,
+                            req: Request) -> Response | ModelCallError:
+        kwargs = {**call_params(self.spec), **req.param_dict}
         kwargs.setdefault("timeout", self.timeout_s)
         # Retries are ours (counted, backed off, reported); the provider SDK's own would hide them.
         kwargs.setdefault("max_retries", 0)
@@ -117,7 +165,7 @@ class LiteLLMBackend:
             while True:
                 start = time.perf_counter()
                 try:
-                    raw = await litellm.acompletion(model=self.spec.target, messages=req.message_dicts, **kwargs)
+                    raw = await call(messages=req.message_dicts, **kwargs)
                     return self._response(litellm, raw, time.perf_counter() - start, req)
                 except Exception as exc:  # litellm maps every provider error onto its exception classes
                     if not retryable(litellm, exc) or attempt >= self.retries:

@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl
 from ..types import ModelSpec, Prices
 
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "gpu_hour_usd")
+# Several deployments of one API model, balanced by litellm's Router (see docs/scale.md).
+ROUTER_KEYS = ("api_bases", "routing_strategy")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -36,6 +38,8 @@ def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None =
         entry = dict(models[spec])
         inner = _parse_plain(str(entry.pop("model")), label or spec, base)
         prices = {k: entry.pop(k) for k in PRICE_KEYS if k in entry}
+        if any(k in entry for k in ROUTER_KEYS):
+            entry.update(_deployments(spec, inner.kind, entry))
         return ModelSpec(name=inner.name, kind=inner.kind, target=inner.target, options=inner.options,
                          params=tuple(sorted(entry.items())), prices=Prices(**prices) if prices else None)
     try:
@@ -43,6 +47,27 @@ def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None =
     except SpecError as exc:
         configured = f" Configured names: {', '.join(sorted(models))}." if models else ""
         raise SpecError(f"{exc}{configured}") from None
+
+
+def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The validated ``api_bases`` of a named model, as a tuple (a spec must stay hashable)."""
+    where = f"[tool.llmswap.models.{name}]"
+    bases = entry.get("api_bases")
+    if bases is None:
+        raise SpecError(f"{where}: routing_strategy needs api_bases, the deployments to route between")
+    if kind != "litellm":
+        raise SpecError(f"{where}: api_bases is for API models (provider/model); this one is {kind!r}")
+    if "api_base" in entry:
+        raise SpecError(f"{where}: set api_base (one deployment) or api_bases (several), not both")
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) and b.strip() for b in bases):
+        raise SpecError(f'{where}: api_bases must be a non-empty list of URLs, e.g. '
+                        f'["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]')
+    twice = sorted({b for b in bases if bases.count(b) > 1})
+    if twice:
+        raise SpecError(f"{where}: api_bases lists {twice[0]} more than once")
+    if not isinstance(entry.get("routing_strategy", ""), str):
+        raise SpecError(f"{where}: routing_strategy must be a string, e.g. \"simple-shuffle\"")
+    return {"api_bases": tuple(bases)}
 
 
 def _parse_plain(spec: str, name: str, base: Path | None) -> ModelSpec:
