@@ -30,7 +30,7 @@ class ContractError(ValueError):
 class Contract:
     """What ``@llm_contract`` records on a test function; resolved against its file at collection."""
 
-    prompt: str
+    prompt: str | None
     cases: Any
     system: str | None = None
     output: str = "text"
@@ -43,6 +43,11 @@ class Contract:
     examples: int = 20
     checks: tuple[Any, ...] = ()
     allow_empty: bool = False
+
+    @property
+    def app(self) -> bool:
+        """True for a contract without a prompt: its test body runs the application (docs/app-calls.md)."""
+        return self.prompt is None
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ class ResolvedContract:
 
 
 def llm_contract(
-    prompt: str,
-    cases: Any,
+    prompt: str | None = None,
+    cases: Any = None,
     *,
     system: str | None = None,
     output: str = "text",
@@ -96,11 +101,22 @@ def llm_contract(
     same way on every run). The test receives fixtures ``output``, ``case`` and ``golden``; its assertions
     (and any deepeval ``checks``) are the contract's checks. An empty answer is a failed call unless
     ``allow_empty`` says the contract legitimately expects one.
+
+    Without ``prompt`` the contract tests application code: the test body calls the application, whose
+    litellm and OpenAI SDK calls are recorded, replayed or routed to the candidate, and the value it returns
+    is what is scored (docs/app-calls.md).
     """
     if output not in OUTPUT_FORMATS:
         raise ContractError(f"llm_contract(output={output!r}): use one of {', '.join(OUTPUT_FORMATS)}")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ContractError("llm_contract(prompt=...) must be a non-empty template string or file name")
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise ContractError("llm_contract(prompt=...) must be a non-empty template string or file name, or left "
+                            "out to test application code")
+    if cases is None:
+        raise ContractError("llm_contract(cases=...) is required: a list of dicts, a .jsonl/.json/.csv path or a "
+                            "hypothesis strategy")
+    if prompt is None and system is not None:
+        raise ContractError("llm_contract(system=...) needs a prompt; a contract without a prompt tests the "
+                            "application's own calls")
     try:
         limits = Tolerance.from_value(tolerance)
     except ToleranceError as exc:
@@ -122,6 +138,12 @@ def llm_contract(
 def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> ResolvedContract:
     """Load the template and cases of ``contract`` and render every case (raises ContractError)."""
     base = test_path.parent
+    if contract.prompt is None:
+        raw = load_cases(contract.cases, base, contract.examples)
+        # No prompt to hash: replay checks each recorded request instead, so the hash is the case's own.
+        cases = tuple(Case(cid, v, (), prompts.prompt_hash([("case", json.dumps(v, sort_keys=True, default=str))]))
+                      for cid, v in identify(raw))
+        return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, cases)
     try:
         source, origin = prompts.load_template_source(contract.prompt, base)
         template = prompts.compile_template(source, origin)

@@ -60,8 +60,6 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
     record = _get(config, "llmswap_record", "llmswap_record")
     if record is not None and record not in RECORD_MODES:
         raise ValueError(f"llmswap_record = {record!r}: use one of {', '.join(RECORD_MODES)}")
-    if record and incumbent is None:
-        raise ValueError("--llmswap-record needs --incumbent-model SPEC: the model whose answers become goldens")
     samples = _number(config, "llmswap_samples", "llmswap_samples", int, 1, 1)
     for spec in ((incumbent,) if record else ()) + candidates:
         _check_callable(spec)

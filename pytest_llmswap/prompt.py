@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,18 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
+_FILE_NAME = re.compile(r"^[^\s{}]+\.[A-Za-z0-9]{1,10}$")
+
+
 def looks_like_path(prompt: str) -> bool:
-    """True when ``prompt`` is meant as a template file name rather than inline template text."""
-    return "\n" not in prompt and "{" not in prompt and prompt.strip().endswith(TEMPLATE_SUFFIXES)
+    """True when ``prompt`` names a template file rather than holding inline template text.
+
+    A file name is one word with a suffix (``triage.j2``, ``prompts/triage.tmpl``): no whitespace, no
+    jinja braces. Any such prompt is loaded as a file, and a missing file is an error, so a typo never
+    silently becomes the literal prompt text.
+    """
+    text = prompt.strip()
+    return text.endswith(TEMPLATE_SUFFIXES) and "\n" not in text and "{" not in text or bool(_FILE_NAME.match(text))
 
 
 def load_template_source(prompt: str, base_dir: Path) -> tuple[str, str]:

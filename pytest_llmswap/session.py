@@ -17,7 +17,9 @@ import pytest
 
 from .contract import Case, ResolvedContract
 from .checks import describe, make_check
-from .drift.judge import LogitScorer, check_goldens, judge_candidate
+from . import appcalls
+from .drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, judge_candidate
+from .intercept import candidate_answer
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
 from .models.executor import ExecutionSettings, Executor
@@ -85,6 +87,7 @@ class LlmSwapSession:
         self.throughput: dict[str, float | None] = {}
         self.logits: dict[ItemKey, LogitDrift] = {}
         self._golden_passes: dict[tuple[str, str], int] = {}
+        self.app_recording: set[ItemKey] = set()  # application items that record their calls in the test body
         self.planned = False
         self.errors: list[str] = []  # outputs that could not be written, one line each
         self.report: Any = None
@@ -123,7 +126,13 @@ class LlmSwapSession:
         self._check_sampling(keys)
         for key in keys:
             contract, case = self._contract_case(key)
-            if key.model is None and self._needs_recording(key):
+            if contract.contract.app:  # its calls are made inside the test body
+                if key.model is None and self._needs_recording(key):
+                    self.app_recording.add(key)
+            elif key.model is None and self._needs_recording(key):
+                if self.options.incumbent is None:
+                    raise RunError(f"{key.nodeid}: recording a contract with a prompt needs --incumbent-model SPEC, "
+                                   "the model whose answers become goldens")
                 spec = self.options.incumbent
                 assert spec is not None
                 self.requests[key] = [self._request(spec, contract, case.messages, s)
@@ -230,10 +239,11 @@ class LlmSwapSession:
 
     def run_item(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         """Run the contract's checks for one item, record the outcome, raise if the item fails."""
+        app = self.contracts[key.nodeid].contract.app
         if key.model is None:
-            self._run_incumbent(key, fn, kwargs)
+            (self._run_app_incumbent if app else self._run_incumbent)(key, fn, kwargs)
         else:
-            self._run_candidate(key, fn, kwargs)
+            (self._run_app_candidate if app else self._run_candidate)(key, fn, kwargs)
 
     def _run_incumbent(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         contract, case = self._contract_case(key)
@@ -284,7 +294,11 @@ class LlmSwapSession:
         judgement = judge_candidate(
             check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
             json_output=contract.contract.output == "json", semantic=self.semantic,
-            logits=self._logit_scorer(key))
+            extra=self._logit_scorers(key))
+        self._judged(result, judgement)
+
+    def _judged(self, result: CaseResult, judgement: Judgement) -> None:
+        """Keep a candidate item's judgement in its result; fail the item on a failed check or broken tolerance."""
         drift = judgement.drift
         result.candidate_passed = judgement.candidate.passed
         result.flip = judgement.flip
@@ -297,6 +311,72 @@ class LlmSwapSession:
             raise judgement.candidate.failure
         if result.exceeded:
             pytest.fail("drift beyond tolerance: " + "; ".join(result.exceeded), pytrace=False)
+
+    def _run_app_incumbent(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """A contract without a prompt on the incumbent: record its application's calls, or replay them."""
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        if key in self.app_recording:
+            answer, model = self._incumbent_answer()
+            runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty)
+                    for _ in range(self.options.samples)]
+            errors = [r.call_error for r in runs if r.call_error]
+            if errors:
+                result.call_error = errors[0]
+                self._fail(result, f"recording failed: {errors[0]}")
+            samples = [dict(appcalls.sample(r, contract.contract.output), passed=r.passed) for r in runs]
+            self._record(key, samples)
+        else:
+            golden = self._require_golden(key, case, result)
+            runs = [appcalls.replay(fn, kwargs, s, f"{self.options.record_command} {key.nodeid}")
+                    for s in golden.samples]
+            samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
+        result.golden = samples
+        result.prompt = appcalls.first_prompt(runs[0])
+        result.notes["calls"] = appcalls.calls_note(runs[0])
+        self._set_golden_passes(key, result, sum(r.passed for r in runs))
+        failures = [r.failure for r in runs if r.failure is not None]
+        result.passed = not failures
+        if failures:
+            result.check_message = describe(failures[0])
+            raise failures[0]
+
+    def _run_app_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """A contract without a prompt on a candidate: the application's calls go to the candidate."""
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        golden = self._require_golden(key, case, result)
+        result.golden = golden.samples
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
+            command = f"{self.options.record_command} {key.nodeid}"
+            self._golden_passes[case_key] = sum(appcalls.replay(fn, kwargs, s, command).passed for s in golden.samples)
+        self._set_golden_passes(key, result, self._golden_passes[case_key])
+        spec = self._candidate(key.model)  # type: ignore[arg-type]
+        backend = None if spec.kind == "litellm" else self.executor.backend(spec)
+        answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution), self.executor.cache,
+                                 spec.identity)
+        run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
+        if run.call_error:
+            result.call_error = run.call_error
+            self._fail(result, f"model call failed: {run.call_error}")
+        result.output = appcalls.sample(run, contract.contract.output)
+        result.prompt = appcalls.first_prompt(run)
+        result.notes["calls"] = appcalls.calls_note(run)
+        judgement = judge_candidate(
+            lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
+            Response.from_dict(result.output), tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.semantic,
+            extra=[appcalls.tool_scorer(golden.samples[0], run)])
+        self._judged(result, judgement)
+
+    def _incumbent_answer(self) -> tuple[Any, str]:
+        """Who answers an application's calls when recording: ``--incumbent-model``, else the app's own model."""
+        spec = self.options.incumbent
+        if spec is None:
+            return None, "the application's model"
+        return candidate_answer(spec, None if spec.kind == "litellm" else self.executor.backend(spec),
+                                self.options.execution), spec.name
 
     @staticmethod
     def _set_golden_passes(key: ItemKey, result: CaseResult, passes: int) -> None:
@@ -318,27 +398,26 @@ class LlmSwapSession:
             result.notes["golden"] = message
         return golden
 
-    def _logit_scorer(self, key: ItemKey) -> LogitScorer | None:
-        """The item's teacher-forced KL and top-1 agreement, computed in :meth:`_score_logits`."""
+    def _logit_scorers(self, key: ItemKey) -> list[ExtraScorer]:
+        """The item's teacher-forced KL and top-1 agreement, computed for the whole run in :meth:`_prepare`."""
         drift = self.logits.get(key)
         if drift is None:
-            return None
+            return []
 
         def score(golden: Response) -> tuple[dict[str, float | None], dict[str, str]]:
             notes = {} if drift.applicable else {"kl": drift.reason, "top1": drift.reason}
             return {"kl": drift.mean_kl, "kl_max": drift.max_kl, "top1": drift.top1_agreement}, notes
 
-        return score
+        return [score]
 
     def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None:
         contract, case = self._contract_case(key)
         spec = self.options.incumbent
-        assert spec is not None
-        backend = self.executor.backend(spec)
+        model = self.executor.backend(spec).resolved_model_id() if spec else samples[0].get("model", "")
+        params = {**(spec.param_dict if spec else {}), **contract.contract.params}
         self.store.put(contract.module_path, contract.key, key.case_id, GoldenCase(
             prompt_hash=case.prompt_hash, variables=case.variables, messages=[list(m) for m in case.messages],
-            model=backend.resolved_model_id(), params=public_params({**spec.param_dict, **contract.contract.params}),
-            samples=samples, recorded_at=self.started_at))
+            model=model, params=public_params(params), samples=samples, recorded_at=self.started_at))
 
     # -- the end ----------------------------------------------------------------------------------------
 
@@ -433,7 +512,7 @@ class LlmSwapSession:
     def _result(self, key: ItemKey) -> CaseResult:
         contract, case = self._contract_case(key)
         result = CaseResult(contract=key.nodeid, case_id=key.case_id, candidate=key.model,
-                            variables=case.variables, prompt=case.messages[-1][1])
+                            variables=case.variables, prompt=case.messages[-1][1] if case.messages else "")
         self.results.append(result)
         return result
 

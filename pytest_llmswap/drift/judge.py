@@ -33,8 +33,9 @@ class CheckOutcome:
 
 #: Runs the contract's checks on ``output``, with ``golden`` as the reference answer.
 Check = Callable[[Response, Response], CheckOutcome]
-#: Teacher-forced logit drift of a local candidate on the golden: metric name -> value, plus notes.
-LogitScorer = Callable[[Response], tuple[dict[str, float | None], dict[str, str]]]
+#: A metric scored apart from the texts (teacher-forced logit drift, tool-call agreement), given the golden:
+#: metric name -> value, plus notes.
+ExtraScorer = Callable[[Response], tuple[dict[str, float | None], dict[str, str]]]
 
 
 @dataclass
@@ -75,13 +76,13 @@ def flip(golden_passes: int, samples: int, candidate_passed: bool) -> str | None
 
 def judge_candidate(check: Check, goldens: Sequence[Response], golden_passes: int, answer: Response, *,
                     tolerance: Tolerance, json_output: bool, semantic: SemanticScorer | None = None,
-                    logits: LogitScorer | None = None) -> Judgement:
+                    extra: Sequence[ExtraScorer] = ()) -> Judgement:
     """Check ``answer``, score its drift against the K ``goldens`` and judge it against ``tolerance``."""
     outcome = check(answer, goldens[0])
     drift = score(goldens, answer, json_output=json_output, semantic=semantic)
     drift.metrics.update(outcome.scores)
-    if logits is not None:
-        values, notes = logits(goldens[0])
+    for scorer in extra:
+        values, notes = scorer(goldens[0])
         drift.metrics.update(values)
         drift.notes.update(notes)
     exceeded, names = beyond_tolerance(drift, tolerance, goldens, answer)

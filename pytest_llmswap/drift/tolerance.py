@@ -13,6 +13,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "semantic": ("semantic", True),
     "field_agreement": ("fields", True),
     "top1": ("top1", True),
+    "tools": ("tools", True),
     "style": ("style", False),
     "tokens": ("tokens", False),
     "kl": ("kl", False),
@@ -27,7 +28,8 @@ class ToleranceError(ValueError):
 class Tolerance:
     """How far a candidate may drift from the golden before its test fails.
 
-    Similarity floors (``exact``, ``edit``, ``semantic``, ``field_agreement``, ``top1``) fail when the
+    Similarity floors (``exact``, ``edit``, ``semantic``, ``field_agreement``, ``top1``, ``tools``: tool-call
+    agreement of an application's calls) fail when the
     candidate scores below them; ceilings (``style``, ``kl``, ``tokens``) fail when it scores above.
     ``fields`` names JSON fields (dotted paths such as ``"customer.id"``) whose candidate value must be
     one the incumbent gave in its golden samples.
@@ -42,6 +44,7 @@ class Tolerance:
     tokens: float | None = None
     kl: float | None = None
     top1: float | None = None
+    tools: float | None = None
 
     @classmethod
     def from_value(cls, value: Tolerance | dict[str, Any] | None) -> Tolerance:

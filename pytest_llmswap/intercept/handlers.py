@@ -89,14 +89,6 @@ class Replay:
 Handler = Record | Replay | Candidate
 
 
-def _priced(response: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
-    if spec.prices is not None:
-        from ..cost import call_cost
-
-        response["cost_usd"] = call_cost(response, spec.prices.__dict__)
-    return response
-
-
 def litellm_answer(spec: ModelSpec, *, timeout_s: float = 60.0, retries: int = 3) -> Answer:
     """An answer function calling ``spec`` through litellm with the app's messages, tools and response format.
 
@@ -116,7 +108,7 @@ def litellm_answer(spec: ModelSpec, *, timeout_s: float = 60.0, retries: int = 3
         response = response_from_wire(raw.model_dump())
         response["latency_s"] = time.perf_counter() - start
         response["cost_usd"] = (getattr(raw, "_hidden_params", None) or {}).get("response_cost")
-        return _priced(response, spec)
+        return response
 
     return answer
 
@@ -152,7 +144,7 @@ def backend_answer(backend: Backend, spec: ModelSpec) -> Answer:
         ignored = [k for k in ("tools", "response_format") if k in request]
         if ignored:
             response["note"] = f"{spec.name} is a local text model: {' and '.join(ignored)} ignored"
-        return _priced(response, spec)
+        return response
 
     return answer
 

@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -66,19 +67,29 @@ class ResponseCache:
 
     def get(self, key: str, *, this_run_only: bool = False) -> Response | None:
         """The stored response for ``key`` (only one stored by this run when ``this_run_only``), or None."""
+        data = self.get_data(key, this_run_only=this_run_only)
+        return None if data is None else Response.from_dict(data)
+
+    def put(self, key: str, response: Response) -> None:
+        """Store one response now; raises :class:`OutputWriteError` naming the database when it cannot."""
+        self.put_data(key, response.to_dict())
+
+    def get_data(self, key: str, *, this_run_only: bool = False) -> dict[str, Any] | None:
+        """The stored JSON object for ``key`` (an application call's response is one), or None."""
         try:
             row = self._db().execute("SELECT run_id, response FROM responses WHERE key = ?", (key,)).fetchone()
         except (sqlite3.Error, OSError):
             return None  # an unreadable store is a miss; put says what is wrong with it
         if row is None or (this_run_only and row[0] != self.run_id):
             return None
-        return Response.from_dict(json.loads(row[1]))
+        data: dict[str, Any] = json.loads(row[1])
+        return data
 
-    def put(self, key: str, response: Response) -> None:
-        """Store one response now; raises :class:`OutputWriteError` naming the database when it cannot."""
-        data = json.dumps(response.to_dict(), ensure_ascii=True, sort_keys=True)
+    def put_data(self, key: str, data: dict[str, Any]) -> None:
+        """Store one JSON object now; raises :class:`OutputWriteError` naming the database when it cannot."""
+        text = json.dumps(data, ensure_ascii=True, sort_keys=True)
         try:
-            self._db().execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self.run_id, data))
+            self._db().execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self.run_id, text))
         except (sqlite3.Error, OSError) as exc:
             raise OutputWriteError(self.path, f"{exc}; free space, fix its permissions, or pass "
                                               "--llmswap-cache-dir / --llmswap-no-cache") from None

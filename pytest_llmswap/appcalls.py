@@ -1,0 +1,179 @@
+"""Contracts without a prompt: the test body runs the application, whose LLM calls are intercepted.
+
+Record sends each call to the incumbent, replay answers it from the golden (offline), a candidate run routes it
+to the candidate. The value the test returns is what is recorded and scored, as a :class:`Response` whose text is
+the value (JSON for ``output="json"``) and whose usage, latency and cost are summed over the case's calls.
+See docs/app-calls.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .intercept import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, records_from_json,
+                        records_to_json, summarize, tool_call_agreement)
+from .models.cache import ResponseCache
+from .types import ModelCallError, Response, Usage
+
+
+@dataclass
+class AppRun:
+    """One run of a test body: the value it returned, the calls it made, and how it ended.
+
+    ``failure`` is what the body raised (a failed check, or a replay mismatch); ``call_error`` a model call that
+    failed (after the backend's retries, or an empty answer): then the case has no answer to judge.
+    """
+
+    value: Any = None
+    calls: list[CallRecord] = field(default_factory=list)
+    failure: BaseException | None = None
+    call_error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and self.call_error is None
+
+
+class _Guarded:
+    """An answer function that remembers its failures, so a failed call is never mistaken for a failed check."""
+
+    def __init__(self, answer: Answer, model: str, allow_empty: bool) -> None:
+        self.answer, self.model, self.allow_empty = answer, model, allow_empty
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.answer(request)
+        except Exception as exc:
+            with self._lock:
+                self.errors.append(f"{self.model}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                                   if str(exc).strip() else f"{self.model}: {type(exc).__name__}")
+            raise
+        if not self.allow_empty and not response.get("text") and not response.get("tool_calls"):
+            message = (f"{self.model}: the model returned an empty answer; an empty answer is a failed call, "
+                       "never a golden; if the contract expects empty output, set allow_empty=True")
+            with self._lock:
+                self.errors.append(message)
+            raise ModelCallError(message)
+        return response
+
+
+def stored(answer: Answer, store: ResponseCache | None, identity: str) -> Answer:
+    """``answer`` with every response kept in the response store as it arrives, so a rerun calls nothing."""
+    if store is None:
+        return answer
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        key = hashlib.sha256(json.dumps([identity, request], sort_keys=True, default=str).encode()).hexdigest()
+        found = store.get_data(key)
+        if found is None:
+            found = answer(request)
+            if found.get("text") or found.get("tool_calls"):  # an empty answer is a failed call: never kept
+                store.put_data(key, found)
+        return found
+
+    return call
+
+
+def run_app(fn: Callable[..., Any], kwargs: dict[str, Any], handler: Record | Replay | Candidate,
+            guard: _Guarded | None = None) -> AppRun:
+    """Run the test body under interception with ``handler``; never raises for the body's own failures."""
+    run = AppRun()
+    try:
+        with intercept(handler) as session:
+            try:
+                run.value = fn(**kwargs)
+            finally:
+                run.calls = session.calls
+    except (Exception, pytest.fail.Exception) as exc:
+        run.failure = exc
+    if guard is not None and guard.errors:
+        run.call_error = guard.errors[0]
+    return run
+
+
+def record(fn: Callable[..., Any], kwargs: dict[str, Any], incumbent: Answer | None, model: str,
+           allow_empty: bool) -> AppRun:
+    """Record: each call goes to ``incumbent`` (or, without one, to the model the application asked for)."""
+    guard = _Guarded(incumbent, model, allow_empty) if incumbent is not None else None
+    return run_app(fn, kwargs, Record(guard), guard)
+
+
+def replay(fn: Callable[..., Any], kwargs: dict[str, Any], sample: dict[str, Any], record_command: str) -> AppRun:
+    """Replay: every call is answered from the golden sample's calls, offline, checked against its request."""
+    return run_app(fn, kwargs, Replay(records_from_json(sample.get("calls")), record_command))
+
+
+def candidate(fn: Callable[..., Any], kwargs: dict[str, Any], answer: Answer, model: str,
+              allow_empty: bool) -> AppRun:
+    """Candidate: every call is routed to the candidate's answer function."""
+    guard = _Guarded(answer, model, allow_empty)
+    return run_app(fn, kwargs, Candidate(guard), guard)
+
+
+def value_text(value: Any, output: str) -> str:
+    """The returned value as the text drift is scored on: a string as is, anything else as sorted JSON."""
+    if isinstance(value, str) and output != "json":
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the test returned a {type(value).__name__}, which is not JSON-serialisable ({exc}); "
+                        "return a str, dict, list or number") from None
+
+
+def sample(run: AppRun, output: str) -> dict[str, Any]:
+    """The golden sample (or candidate output) of one run: a ``Response.to_dict`` (its text is the returned
+    value) plus the ``calls`` the application made."""
+    summary = summarize(run.calls)
+    models = sorted({str(c.response.get("model") or c.request.get("model") or "") for c in run.calls} - {""})
+    response = Response(text=value_text(run.value, output), model=", ".join(models),
+                        usage=Usage(summary["input_tokens"], summary["output_tokens"]),
+                        latency_s=summary["latency_s"], cost_usd=summary["cost_usd"])
+    return {**response.to_dict(), "calls": records_to_json(run.calls)}
+
+
+def calls_note(run: AppRun) -> str:
+    """The case's calls in one line for the report."""
+    s = summarize(run.calls)
+    cost = "" if s["cost_usd"] is None else f", ${s['cost_usd']:.6f}"
+    tools = f", {s['tool_calls']} tool call(s)" if s["tool_calls"] else ""
+    return (f"{s['calls']} call(s), {s['input_tokens']} + {s['output_tokens']} tokens, {s['latency_s']:.2f} s"
+            f"{cost}{tools}")
+
+
+def first_prompt(run: AppRun) -> str:
+    """The last message of the application's first call: the prompt the report shows for the case."""
+    messages = run.calls[0].request.get("messages") if run.calls else None
+    content = messages[-1].get("content") if messages else ""
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+
+
+def is_mismatch(exc: BaseException | None) -> bool:
+    """A replay that could not answer the application: the golden must be re-recorded, not the model blamed."""
+    return isinstance(exc, InterceptError)
+
+
+def tool_scorer(golden: dict[str, Any], run: AppRun) -> Callable[[Response], tuple[dict[str, float | None],
+                                                                                 dict[str, str]]]:
+    """The ``tools`` metric: agreement of the candidate's tool calls with the golden's, call by call.
+
+    Not scored (absent) when neither side called a tool, so a suite without tools shows no such metric.
+    """
+
+    def score(_: Response) -> tuple[dict[str, float | None], dict[str, str]]:
+        golden_calls = golden.get("calls") or []
+        if not any(c.get("response", {}).get("tool_calls") for c in golden_calls) and not any(
+                c.response.get("tool_calls") for c in run.calls):
+            return {}, {}
+        return {"tools": tool_call_agreement(golden_calls, run.calls)}, {}
+
+    return score
