@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from . import cost
@@ -158,3 +159,44 @@ def _rate(hits: int, total: int) -> float | None:
 
 def _mean(values: list[float] | list[int]) -> float | None:
     return float(sum(values) / len(values)) if values else None
+
+
+@dataclass(frozen=True)
+class StatisticalVerdict:
+    """A statistical contract's outcome on one model row: passed, and one message saying why."""
+
+    passed: bool
+    message: str
+
+
+def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regression_rate: float | None,
+                        alpha: float) -> StatisticalVerdict:
+    """Does the row clear ``min_pass_rate`` (and stay under ``max_regression_rate``) with confidence ``1 - alpha``?
+
+    The pass rate's lower Wilson bound must reach the threshold (a rate whose interval straddles it fails:
+    the cases cannot show it); a failed call is a failed case. With ``max_regression_rate``, the net regression
+    rate's upper bound (docs/metrics.md) must stay at or under it. The message names the worst cases.
+    """
+    from .drift import stats
+
+    n = len(cases)
+    passed = sum(c.passed for c in cases)
+    low = stats.wilson(passed, n, confidence=1 - 2 * alpha).low if n else 0.0
+    problems = []
+    if low < min_pass_rate:
+        problems.append(f"pass rate {passed}/{n} = {passed / max(n, 1):.1%}: its lower {1 - alpha:.0%} bound "
+                        f"{low:.1%} is below min_pass_rate {min_pass_rate:.1%}")
+    judged = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
+    if max_regression_rate is not None and judged:
+        rate = stats.paired_verdicts([c.golden_passes or 0 for c in judged], [len(c.golden) for c in judged],
+                                     [bool(c.candidate_passed) for c in judged], confidence=1 - 2 * alpha).rate
+        if rate.high > max_regression_rate:
+            problems.append(f"net regression rate {rate.estimate:.1%}: its upper bound {rate.high:.1%} is above "
+                            f"max_regression_rate {max_regression_rate:.1%}")
+    if not problems:
+        return StatisticalVerdict(True, f"pass rate {passed}/{n}, lower bound {low:.1%} >= {min_pass_rate:.1%}")
+    worst = [c for c in cases if not c.passed]
+    shown = "; ".join(f"{c.case_id}: {(c.failure or c.check_message or '; '.join(c.exceeded) or 'failed')[:120]}"
+                      for c in worst[:5])
+    more = f" (and {len(worst) - 5} more)" if len(worst) > 5 else ""
+    return StatisticalVerdict(False, "; ".join(problems) + (f". Failing cases: {shown}{more}" if worst else ""))

@@ -43,6 +43,8 @@ class Contract:
     examples: int = 20
     checks: tuple[Any, ...] = ()
     allow_empty: bool = False
+    min_pass_rate: float | None = None
+    max_regression_rate: float | None = None
 
     @property
     def app(self) -> bool:
@@ -93,6 +95,8 @@ def llm_contract(
     examples: int = 20,
     checks: Sequence[Any] = (),
     allow_empty: bool = False,
+    min_pass_rate: float | None = None,
+    max_regression_rate: float | None = None,
 ) -> Callable[[F], F]:
     """Mark a test as an LLM contract: one test item per case (and per candidate model).
 
@@ -101,6 +105,10 @@ def llm_contract(
     same way on every run). The test receives fixtures ``output``, ``case`` and ``golden``; its assertions
     (and any deepeval ``checks``) are the contract's checks. An empty answer is a failed call unless
     ``allow_empty`` says the contract legitimately expects one.
+
+    ``min_pass_rate`` makes the contract *statistical*: one item per model row, which passes when the lower
+    confidence bound of its pass rate reaches the threshold (and, with ``max_regression_rate``, when the upper
+    bound of its net regression rate against the incumbent stays under that); every case is still in the report.
 
     Without ``prompt`` the contract tests application code: the test body calls the application, whose
     litellm and OpenAI SDK calls are recorded, replayed or routed to the candidate, and the value it returns
@@ -114,6 +122,12 @@ def llm_contract(
     if cases is None:
         raise ContractError("llm_contract(cases=...) is required: a list of dicts, a .jsonl/.json/.csv path or a "
                             "hypothesis strategy")
+    for name, value in (("min_pass_rate", min_pass_rate), ("max_regression_rate", max_regression_rate)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise ContractError(f"llm_contract({name}={value!r}): must be a number between 0 and 1")
+    if max_regression_rate is not None and min_pass_rate is None:
+        raise ContractError("llm_contract(max_regression_rate=...) needs min_pass_rate: it belongs to a statistical "
+                            "contract (use min_pass_rate=0 to bound only the regression rate)")
     if prompt is None and system is not None:
         raise ContractError("llm_contract(system=...) needs a prompt; a contract without a prompt tests the "
                             "application's own calls")
@@ -125,7 +139,7 @@ def llm_contract(
         prompt=prompt, cases=cases, system=system, output=output, params=dict(params or {}),
         tolerance=limits, weight=float(weight), rework_hours=float(rework_hours),
         calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
-        allow_empty=bool(allow_empty),
+        allow_empty=bool(allow_empty), min_pass_rate=min_pass_rate, max_regression_rate=max_regression_rate,
     )
 
     def decorate(fn: F) -> F:

@@ -23,6 +23,7 @@ from .intercept import candidate_answer
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .models.cache import ResponseCache
 from .models.executor import ExecutionSettings, Executor
+from .aggregate import statistical_verdict
 from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
 from .progress import Progress
 
@@ -34,6 +35,8 @@ from .settings import Settings
 from .types import ModelCallError, ModelSpec, Request, Response, public_params
 
 RECORD_MODES = ("new", "all")
+#: The case id of a statistical contract's item: it stands for every case of the contract on one model row.
+ALL_CASES = "*"
 
 
 class RunError(Exception):
@@ -102,15 +105,32 @@ class LlmSwapSession:
         return ([None] if self.options.record or not names else []) + names
 
     def register(self, resolved: ResolvedContract) -> list[tuple[ItemKey, str]]:
-        """Remember a contract; return its items as ``(key, test id)`` pairs for parametrisation."""
+        """Remember a contract; return its items as ``(key, test id)`` pairs for parametrisation.
+
+        A statistical contract (``min_pass_rate``) is one item per model row; the others one per case and row.
+        """
         self.contracts[resolved.nodeid] = resolved
+        if self._min_pass_rate(resolved) is not None:
+            return [(ItemKey(resolved.nodeid, ALL_CASES, row), row or "all-cases") for row in self.rows]
         return [(ItemKey(resolved.nodeid, case.id, row), case.id if row is None else f"{case.id}-{row}")
                 for case in resolved.cases for row in self.rows]
+
+    def _min_pass_rate(self, resolved: ResolvedContract) -> float | None:
+        """The contract's own ``min_pass_rate``, else the suite's (``min_pass_rate`` in [tool.llmswap])."""
+        own = resolved.contract.min_pass_rate
+        return own if own is not None else self.options.settings.min_pass_rate
+
+    def _per_case(self, keys: list[ItemKey]) -> list[ItemKey]:
+        """Every statistical item's key expanded into one key per case."""
+        return [ItemKey(k.nodeid, c.id, k.model) for k in keys
+                for c in (self.contracts[k.nodeid].cases if k.case_id == ALL_CASES else ())] + [
+            k for k in keys if k.case_id != ALL_CASES]
 
     # -- plan and execute -------------------------------------------------------------------------------
 
     def plan(self, keys: list[ItemKey]) -> None:
         """Build every request the selected items need; check goldens are readable first."""
+        keys = self._per_case(keys)
         try:
             for key in keys:
                 self.golden(key)
@@ -222,6 +242,8 @@ class LlmSwapSession:
 
     def primary_response(self, key: ItemKey) -> Response | None:
         """What the ``output`` fixture shows: the candidate's answer, the new recording, or the golden."""
+        if key.case_id == ALL_CASES:
+            return None  # bound per case while a statistical item runs
         if key in self.requests:
             answer = self.responses.get(self.requests[key][0].key)
             return answer if isinstance(answer, Response) else None
@@ -229,16 +251,37 @@ class LlmSwapSession:
         return golden.responses[0] if golden else None
 
     def golden_response(self, key: ItemKey) -> Response | None:
-        if key.model is None:
+        if key.model is None or key.case_id == ALL_CASES:
             return self.primary_response(key)
         golden = self.golden(key)
         return golden.responses[0] if golden else None
 
     def variables(self, key: ItemKey) -> dict[str, Any]:
-        return dict(self._contract_case(key)[1].variables)
+        return {} if key.case_id == ALL_CASES else dict(self._contract_case(key)[1].variables)
 
     def run_item(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         """Run the contract's checks for one item, record the outcome, raise if the item fails."""
+        if key.case_id == ALL_CASES:
+            self._run_statistical(key, fn, kwargs)
+        else:
+            self._run_case(key, fn, kwargs)
+
+    def _run_statistical(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """Every case of the contract on one model row, judged together on the confidence bound of the rate."""
+        contract = self.contracts[key.nodeid]
+        start = len(self.results)
+        for case in contract.cases:
+            call = {**kwargs, "case": dict(case.variables)} if "case" in kwargs else dict(kwargs)
+            try:
+                self._run_case(ItemKey(key.nodeid, case.id, key.model), fn, call)
+            except (Exception, pytest.fail.Exception):
+                pass  # the case's outcome is in its result; the item is judged on all of them below
+        verdict = statistical_verdict(self.results[start:], self._min_pass_rate(contract) or 0.0,
+                                      contract.contract.max_regression_rate, self.options.settings.alpha)
+        if not verdict.passed:
+            pytest.fail(verdict.message, pytrace=False)
+
+    def _run_case(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         app = self.contracts[key.nodeid].contract.app
         if key.model is None:
             (self._run_app_incumbent if app else self._run_incumbent)(key, fn, kwargs)
