@@ -62,7 +62,7 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) 
             f"  {c.cases} cases: {c.checks_passed} passed checks ({pct(c.pass_rate)}; incumbent "
             f"{pct(c.golden_pass_rate)}), {c.regressions:g} regressions, {c.improvements:g} improvements, "
             f"{c.exceeded} beyond tolerance",
-            f"  items: {c.items_passed} passed, {c.cases - c.items_passed} failed of {c.cases}{failed}",
+            f"  cases: {c.items_passed} passed, {c.cases - c.items_passed} failed of {c.cases}{failed}",
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
             f"break-even {months(sw)}"]

@@ -110,7 +110,7 @@ def test_terminal_section_names_verdicts_items_failed_calls_and_cost():
     # pytest's own terms: items passed and failed add up to the candidate's items.
     passed = sum(c.passed for c in results.cases if c.candidate == "gpt-4o-mini")
     assert block[1].startswith(f"  {s.cases} cases: {s.checks_passed} passed checks")
-    assert block[2].startswith(f"  items: {passed} passed, {s.cases - passed} failed of {s.cases}; 1 failed call(s)")
+    assert block[2].startswith(f"  cases: {passed} passed, {s.cases - passed} failed of {s.cases}; 1 failed call(s)")
     assert block[3].startswith("  cost: $") and "per 1,000 calls" in block[3] and "e-0" not in "\n".join(lines)
 
 
