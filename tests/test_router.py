@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_fixtures import EXAMPLES, TEACHER, hf_spec, load_cases, requests_for, transformers_serve
 from openai_server import chat_server
 from pytest_llmswap.intercept.handlers import candidate_answer
 from pytest_llmswap.models.litellm_backend import LiteLLMBackend
@@ -163,3 +164,44 @@ def test_unknown_routing_strategy_stops_the_run_with_one_line(pytester: pytest.P
     result = pytester.runpytest("--candidate-model", "fleet")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*model 'fleet': Invalid routing_strategy: 'fastest'. Valid options:*"])
+
+
+@pytest.mark.slow
+def test_two_transformers_serve_replicas_are_one_candidate(pytester: pytest.Pytester, tmp_path_factory:
+                                                           pytest.TempPathFactory, litellm_loaded: object) -> None:
+    """The example teacher on two `transformers serve` replicas, one named model: both replicas answer, and
+    every answer is the in-process greedy one. About 25 s: the two servers start in parallel."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from pytest_llmswap.models.hf import HFBackend
+
+    cases = load_cases()[:20]
+    local = HFBackend(hf_spec())
+    expected = {c["id"]: r.text for c, r in zip(cases, local.complete(requests_for(local.spec, cases, max_tokens=128)))}
+    pytester.makefile(".jsonl", cases="\n".join(json.dumps(c) for c in cases))
+    (pytester.path / "triage.j2").write_text((EXAMPLES / "prompts" / "triage.j2").read_text())
+    pytester.makepyfile(test_served="""
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="triage.j2", cases="cases.jsonl", params={"max_tokens": 128, "temperature": 0})
+def test_triage(output, case):
+    assert output.text
+""")
+    with transformers_serve(TEACHER, tmp_path_factory.mktemp("hf_cache"), replicas=2) as servers:
+        pytester.makefile(".toml", pyproject=f"""
+[tool.llmswap]
+semantic = false
+
+[tool.llmswap.models.served]
+model = "openai/{TEACHER}"
+api_bases = {json.dumps([base for base, _ in servers])}
+api_key = "unused"
+""")
+        pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=20)
+        result = pytester.runpytest("--candidate-model", "served", "--llmswap-json", "out.json")
+        result.assert_outcomes(passed=20)
+        # uvicorn's access log: one line per completion a replica served.
+        served = [log.read_text().count("POST /v1/chat/completions") for _, log in servers]
+    assert sum(served) == 20 and min(served) > 0, served
+    out = json.loads((pytester.path / "out.json").read_text())
+    assert {c["case_id"]: c["output"]["text"] for c in out["cases"]} == expected
