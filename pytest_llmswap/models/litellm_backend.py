@@ -10,6 +10,7 @@ import asyncio
 import datetime as _dt
 import email.utils
 import functools
+import logging
 import os
 import random
 import time
@@ -32,7 +33,20 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    logger = logging.getLogger("LiteLLM")
+    if not any(isinstance(f, _LoggingWorkerNoise) for f in logger.filters):
+        logger.addFilter(_LoggingWorkerNoise())
     return litellm
+
+
+class _LoggingWorkerNoise(logging.Filter):
+    """Drops the log lines (with tracebacks) of litellm's global logging worker. It runs litellm's own success
+    callbacks, which llmswap does not use, and is bound to one event loop; each API model's batch runs its own
+    loop in its own thread, so with two API models in a run it logged "event loop changed" and "cannot reuse
+    already awaited coroutine" tracebacks into the user's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.module != "logging_worker"
 
 
 def retryable(litellm: Any, exc: BaseException) -> bool:
