@@ -24,6 +24,11 @@ def write_text(path: Path, text: str) -> None:
     which is lossless in JSON, where that is the escape JSON itself uses. A new file gets the mode
     the umask gives (an existing one keeps its mode). Raises :class:`OutputWriteError`.
     """
+    write_bytes(path, text.encode("utf-8", "backslashreplace"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically, with the user's umask (see :func:`write_text`); raises :class:`OutputWriteError`."""
     path = Path(path)
     if path.is_dir():
         raise OutputWriteError(path, "it is a directory; give a file path")
@@ -33,7 +38,6 @@ def write_text(path: Path, text: str) -> None:
             if not parent.is_dir():
                 raise OutputWriteError(path, f"{parent} is a file, not a folder")
             break
-    data = text.encode("utf-8", "backslashreplace")
     tmp: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)

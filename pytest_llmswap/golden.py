@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import tempfile
@@ -11,7 +12,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from .files import OutputWriteError, write_text
+from .files import OutputWriteError, write_bytes, write_text
 from .types import Response, public_params
 
 GOLDEN_FORMAT_VERSION = 1
@@ -62,6 +63,47 @@ def golden_path(module_path: Path) -> Path:
     return module_path.parent / GOLDEN_DIR / f"{module_path.stem}.json"
 
 
+def logprobs_path(path: Path) -> Path:
+    """The compressed sidecar beside a golden file that holds its samples' per-token log-probs.
+
+    Log-probs are most of a golden's bytes and change on every re-record: kept apart, the reviewed JSON
+    holds only prompts, answers and check outcomes, while teacher-forced KL still finds them.
+    """
+    return path.with_name(f"{path.stem}.logprobs.json.gz")
+
+
+def _load_logprobs(path: Path, contracts: dict[str, dict[str, GoldenCase]]) -> None:
+    sidecar = logprobs_path(path)
+    if not sidecar.exists():
+        return
+    try:
+        data = json.loads(gzip.decompress(sidecar.read_bytes()))
+    except (OSError, EOFError, ValueError) as exc:
+        raise GoldenFormatError(f"golden log-probs file {sidecar} cannot be read ({exc}); delete it (KL then needs "
+                                "a re-record) or restore it from version control") from None
+    for key, cases in (data.get("contracts") or {}).items():
+        for cid, per_sample in cases.items():
+            case = contracts.get(key, {}).get(cid)
+            if case is None:
+                continue
+            for sample, logprobs in zip(case.samples, per_sample):
+                if logprobs is not None and "logprobs" not in sample:
+                    sample["logprobs"] = logprobs
+
+
+def dump_logprobs(contracts: dict[str, dict[str, GoldenCase]]) -> bytes | None:
+    """The sidecar's bytes (gzip of compact JSON, reproducible: no timestamp), or None when no sample has any."""
+    data = {key: {cid: [s.get("logprobs") for s in case.samples] for cid, case in cases.items()
+                  if any(s.get("logprobs") is not None for s in case.samples)}
+            for key, cases in contracts.items()}
+    data = {key: cases for key, cases in data.items() if cases}
+    if not data:
+        return None
+    text = json.dumps({"format_version": GOLDEN_FORMAT_VERSION, "contracts": data}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=True)
+    return gzip.compress(text.encode(), mtime=0)
+
+
 def load_golden_file(path: Path) -> dict[str, dict[str, GoldenCase]]:
     """Read a golden file as ``{contract_key: {case_id: GoldenCase}}``; a missing file is empty."""
     if not path.exists():
@@ -91,22 +133,25 @@ def load_golden_file(path: Path) -> dict[str, dict[str, GoldenCase]]:
                 detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise GoldenFormatError(f"golden file {path} is malformed at {key}[{cid}] ({detail}); restore "
                                         "it from version control or re-record it") from None
+    _load_logprobs(path, contracts)
     return contracts
 
 
 def dump_golden_file(contracts: dict[str, dict[str, GoldenCase]]) -> str:
-    """Serialise goldens the way they are committed: sorted keys, indented, one trailing newline.
-
-    Small containers (a usage block, one token's log-probs) stay on one line, so a file with log-probs
-    reads and diffs a line per token rather than a line per number.
+    """Serialise goldens the way they are committed: sorted keys, indented, one trailing newline, and no
+    log-probs (they go to the sidecar, :func:`dump_logprobs`). Small containers stay on one line.
     """
     data = {"format_version": GOLDEN_FORMAT_VERSION,
-            "contracts": {key: {"cases": {cid: case.to_dict() for cid, case in cases.items()}}
+            "contracts": {key: {"cases": {cid: _without_logprobs(case.to_dict()) for cid, case in cases.items()}}
                           for key, cases in contracts.items() if cases}}
     return _pretty(data, 0) + "\n"
 
 
-def _pretty(value: Any, depth: int, width: int = 200) -> str:
+def _without_logprobs(case: dict[str, Any]) -> dict[str, Any]:
+    return {**case, "samples": [{k: v for k, v in s.items() if k != "logprobs"} for s in case["samples"]]}
+
+
+def _pretty(value: Any, depth: int, width: int = 320) -> str:
     flat = json.dumps(value, sort_keys=True, ensure_ascii=False)
     if not isinstance(value, (dict, list)) or not value or len(flat) <= width:
         return flat
@@ -125,12 +170,25 @@ def _lock_for(path: Path) -> FileLock:
     return FileLock(Path(tempfile.gettempdir()) / f"llmswap-golden-{digest}.lock")
 
 
+def _write_goldens(path: Path, contracts: dict[str, dict[str, GoldenCase]]) -> None:
+    """The golden file and its log-probs sidecar (written first: a golden never points at missing log-probs)."""
+    sidecar = dump_logprobs(contracts)
+    if sidecar is not None:
+        write_bytes(logprobs_path(path), sidecar)
+    else:
+        logprobs_path(path).unlink(missing_ok=True)
+    if any(contracts.values()):
+        write_text(path, dump_golden_file(contracts))
+    else:  # every golden pruned: no empty file left behind
+        path.unlink(missing_ok=True)
+
+
 @dataclass
 class GoldenStore:
     """Reads golden files on demand and writes this session's recordings back, merged under a lock."""
 
     _files: dict[Path, dict[str, dict[str, GoldenCase]]] = field(default_factory=dict)
-    _pending: dict[Path, dict[tuple[str, str], GoldenCase]] = field(default_factory=dict)
+    _pending: dict[Path, dict[tuple[str, str], GoldenCase | None]] = field(default_factory=dict)
     _paths: dict[Path, Path] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)  # every file flushed, also when a later one failed
 
@@ -152,6 +210,11 @@ class GoldenStore:
         path = self._paths[module_path]
         self._pending.setdefault(path, {})[(key, case_id)] = case
 
+    def remove(self, module_path: Path, key: str, case_id: str) -> None:
+        """Stage the removal of an unused golden (``--llmswap-prune``); it leaves the disk on ``flush``."""
+        self.contracts(module_path).get(key, {}).pop(case_id, None)
+        self._pending.setdefault(self._paths[module_path], {})[(key, case_id)] = None
+
     def flush(self) -> list[Path]:
         """Merge staged recordings into each file as it is on disk now (other workers may have written).
 
@@ -166,8 +229,11 @@ class GoldenStore:
                 with _lock_for(path):
                     current = load_golden_file(path)
                     for (key, case_id), case in staged.items():
-                        current.setdefault(key, {})[case_id] = case
-                    write_text(path, dump_golden_file(current))
+                        if case is None:
+                            current.get(key, {}).pop(case_id, None)
+                        else:
+                            current.setdefault(key, {})[case_id] = case
+                    _write_goldens(path, current)
                     self._files[path] = current
             except (OutputWriteError, GoldenFormatError) as exc:
                 failures.append(exc)

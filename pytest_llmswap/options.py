@@ -61,7 +61,7 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
     if record is not None and record not in RECORD_MODES:
         raise ValueError(f"llmswap_record = {record!r}: use one of {', '.join(RECORD_MODES)}")
     samples = _number(config, "llmswap_samples", "llmswap_samples", int, 1, 1)
-    for spec in ((incumbent,) if record else ()) + candidates:
+    for spec in ((incumbent,) if record and incumbent else ()) + candidates:
         _check_callable(spec)
     no_cache = config.getoption("llmswap_no_cache")
     cache_dir = _path(config, "llmswap_cache_dir", "llmswap_cache_dir") or config.rootpath / ".llmswap_cache"
@@ -79,6 +79,8 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
         run_id=run_id, settings=project.settings, record_command=record_hint,
         report_html=report, report_json=_path(config, "llmswap_json", "llmswap_json"),
         report_markdown=_path(config, "llmswap_markdown", "llmswap_markdown"),
+        report_logprobs=bool(config.getoption("llmswap_json_logprobs")),
+        prune=_prune(config, record),
     )
 
 
@@ -100,3 +102,9 @@ def _check_callable(spec: ModelSpec) -> None:
             raise ValueError(str(exc)) from None
         except ValueError as exc:
             raise ValueError(f"model {spec.name!r}: {exc}") from None
+
+
+def _prune(config: pytest.Config, record: str | None) -> bool:
+    if config.getoption("llmswap_prune") and not record:
+        raise ValueError("--llmswap-prune removes unused goldens while recording: add --llmswap-record new (or all)")
+    return bool(config.getoption("llmswap_prune"))

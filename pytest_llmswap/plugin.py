@@ -28,6 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a model to evaluate against the goldens; repeat for several")
     group.addoption("--llmswap-record", choices=RECORD_MODES, default=None,
                     help="record goldens on the incumbent: 'new' (missing or stale ones) or 'all'")
+    group.addoption("--llmswap-prune", action="store_true", default=False,
+                    help="with --llmswap-record: remove goldens no collected case uses (full runs only)")
     group.addoption("--llmswap-samples", type=int, default=None, metavar="K",
                     help="samples per case when recording, to measure the noise floor (default 1)")
     group.addoption("--llmswap-concurrency", type=int, default=None, metavar="N",
@@ -39,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llmswap-report", metavar="PATH", default=None,
                     help="HTML drift report (default llmswap-report.html when a candidate ran)")
     group.addoption("--llmswap-json", metavar="PATH", default=None, help="JSON results file")
+    group.addoption("--llmswap-json-logprobs", action="store_true", default=False,
+                    help="keep per-token log-probs in the JSON results file (left out by default: they are most "
+                         "of its bytes)")
     group.addoption("--llmswap-markdown", metavar="PATH", default=None,
                     help="Markdown pull-request summary (also appended to $GITHUB_STEP_SUMMARY when set)")
     group.addoption("--llmswap-cache-dir", metavar="DIR", default=None,
@@ -167,6 +172,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if not state.planned and not state.absorbed:
         return  # collect-only, or the run stopped on bad input before any model call
+    full_run = _full_run(session)
+    if state.options.prune:
+        if full_run:
+            state.pruned = state.prune_unused()
+        else:
+            state.errors.append("--llmswap-prune needs a full run (no -k, -m, --lf or node ids): a partial run "
+                                "cannot tell which goldens are unused; nothing was pruned")
     try:
         state.flush_goldens()
     except OSError as exc:  # one line naming the golden file; the reports are still written
@@ -177,9 +189,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput[WORKER_RESULTS] = state.export()
         return
     state.report = write_reports(state)
+    unused = state.report.results.unused_goldens
+    if unused and full_run and not state.options.prune:
+        line = (f"{len(unused)} unused golden(s) (no collected case uses them): remove them with "
+                f"--llmswap-record new --llmswap-prune, or set unused_goldens = \"warn\" in [tool.llmswap]")
+        if state.options.settings.unused_goldens == "fail":
+            state.errors.append(line)
+        else:
+            state.warnings.append(line)
     if state.executor.store_error is not None:
         state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
-    if state.report.errors and session.exitstatus == pytest.ExitCode.OK:
+    if (state.report.errors or state.errors) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -193,11 +213,26 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    lines = [f"ERROR {e}" for e in state.errors] + (state.report.summary_lines() if state.report else [])
+    lines = ([f"ERROR {e}" for e in state.errors] + [f"WARNING {w}" for w in state.warnings]
+             + ([f"pruned {state.pruned} unused golden(s)"] if state.pruned else [])
+             + (state.report.summary_lines() if state.report else []))
     if lines:
         terminalreporter.write_sep("=", "llmswap")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[STATE].deselected += len(items)
+
+
+def _full_run(session: pytest.Session) -> bool:
+    """Whether every test of the suite was selected: only then can a golden be called unused (syrupy's rule)."""
+    option = session.config.option
+    state = session.config.stash[STATE]
+    return (not state.deselected and not option.keyword and not option.markexpr
+            and not getattr(option, "lf", False) and not any("::" in a for a in session.config.args))
 
 
 def _item_key(item: pytest.Item) -> ItemKey | None:

@@ -110,8 +110,15 @@ class RunResults:
     summaries: Summaries | None = None
     format_version: int = RESULTS_FORMAT_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, *, logprobs: bool = False) -> dict[str, Any]:
+        """The JSON file's content; per-token log-probs are left out unless ``logprobs`` (they are most of the
+        bytes, and KL is already computed)."""
+        data = asdict(self)
+        if not logprobs:
+            for case in data["cases"]:
+                for answer in (*case["golden"], case["output"] or {}):
+                    answer.pop("logprobs", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "results") -> RunResults:

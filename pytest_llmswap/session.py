@@ -68,6 +68,8 @@ class RunOptions:
     report_html: Path | None = None
     report_json: Path | None = None
     report_markdown: Path | None = None
+    report_logprobs: bool = False
+    prune: bool = False
 
 
 class LlmSwapSession:
@@ -92,7 +94,10 @@ class LlmSwapSession:
         self._golden_passes: dict[tuple[str, str], int] = {}
         self.app_recording: set[ItemKey] = set()  # application items that record their calls in the test body
         self.planned = False
-        self.errors: list[str] = []  # outputs that could not be written, one line each
+        self.errors: list[str] = []  # what fails the run at its end (unwritable outputs, unused goldens), a line each
+        self.warnings: list[str] = []
+        self.deselected = 0
+        self.pruned = 0
         self.report: Any = None
         self.started_at = _now()
 
@@ -469,21 +474,33 @@ class LlmSwapSession:
         return self.recorded
 
     def stale_and_unused(self) -> tuple[list[str], list[str]]:
-        """Goldens whose prompt changed, and goldens no collected contract case uses."""
+        """Goldens whose prompt changed, and goldens no collected contract case uses, as ``module::key[case]``."""
         stale, unused = [], []
-        modules = {c.module_path for c in self.contracts.values()}
+        for module, key, case_id, is_stale in self._golden_states():
+            (stale if is_stale else unused).append(f"{module.name}::{key}[{case_id}]")
+        return stale, unused
+
+    def prune_unused(self) -> int:
+        """Stage the removal of every unused golden of the collected modules; return how many."""
+        unused = [(m, k, c) for m, k, c, is_stale in self._golden_states() if not is_stale]
+        for module, key, case_id in unused:
+            self.store.remove(module, key, case_id)
+        return len(unused)
+
+    def _golden_states(self) -> list[tuple[Path, str, str, bool]]:
+        """``(module, contract key, case id, stale)`` for each golden that is stale (True) or unused (False)."""
+        out = []
         by_key = {(c.module_path, c.key): c for c in self.contracts.values()}
-        for module in sorted(modules):
+        for module in sorted({c.module_path for c in self.contracts.values()}):
             for key, cases in sorted(self.store.contracts(module).items()):
                 contract = by_key.get((module, key))
                 current = {c.id: c.prompt_hash for c in contract.cases} if contract else {}
                 for case_id, golden in sorted(cases.items()):
-                    label = f"{module.name}::{key}[{case_id}]"
                     if case_id not in current:
-                        unused.append(label)
+                        out.append((module, key, case_id, False))
                     elif current[case_id] != golden.prompt_hash:
-                        stale.append(label)
-        return stale, unused
+                        out.append((module, key, case_id, True))
+        return out
 
     def export(self) -> dict[str, Any]:
         """This worker's results, for the xdist controller."""

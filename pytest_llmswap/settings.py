@@ -33,6 +33,7 @@ class Settings:
     semantic: str = "auto"                # "auto" (when the extra is installed), "true", "false"
     semantic_model: str | None = None     # sentence-transformers name or folder; None = bundled all-MiniLM-L6-v2
     stale_goldens: str = "fail"           # a golden whose prompt changed: "fail" its item, or "warn"
+    unused_goldens: str = "fail"          # goldens no case uses, in a full run: "fail" the run, or "warn"
     min_pass_rate: float | None = None    # a number makes every contract statistical (one item per model row)
 
     @classmethod
@@ -101,5 +102,6 @@ _CHECKS = {
     "semantic": _semantic,
     "semantic_model": _optional_text,
     "stale_goldens": _choice(STALE_GOLDEN_RULES),
+    "unused_goldens": _choice(STALE_GOLDEN_RULES),
     "min_pass_rate": lambda where, value: None if value is None else _number(0, 1)(where, value),
 }

@@ -155,7 +155,10 @@ class Response:
             "text": self.text, "model": self.model,
             "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
                       "reasoning_tokens": self.usage.reasoning_tokens},
-            "latency_s": self.latency_s, "cost_usd": self.cost_usd, "finish_reason": self.finish_reason,
+            # Milliseconds and six significant digits: what a reviewer reads, and stable in a PR diff.
+            "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
+            "cost_usd": None if self.cost_usd is None else float(f"{self.cost_usd:.6g}"),
+            "finish_reason": self.finish_reason,
         }
         if self.logprobs is not None:
             data["logprobs"] = [t.to_dict() for t in self.logprobs]

@@ -70,7 +70,7 @@ def test_candidate_ids_gain_the_candidate_name_and_nothing_is_recorded(suite):
                                  "  2 cases: 2 passed checks (100.0%; incumbent 100.0%)*"])
     assert (pytester.path / "__llm_goldens__" / "test_suite.json").read_text() == before
     out = json.loads((pytester.path / "out.json").read_text())
-    assert out["format_version"] == 1
+    assert out["format_version"] == 2
     assert {c["candidate"] for c in out["cases"]} == {"mirror"}
     assert all(c["metrics"]["exact"] == 1.0 and c["metrics"]["edit"] == 1.0 for c in out["cases"])
     assert (pytester.path / "llmswap-report.html").is_file()
@@ -122,24 +122,54 @@ def test_drift_beyond_tolerance_fails_with_the_reason(suite):
     assert case["metrics"]["fields"] == 0.5 and case["candidate_passed"] is True and case["flip"] is None
 
 
-def test_stale_and_unused_goldens_are_listed(suite):
+def test_stale_goldens_fail_their_item_unless_told_to_warn(suite):
     pytester = suite()
     pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
-    suite(decorator='prompt="Please say {{ word }}", cases=[{"id": "a", "word": "hi"}]')
+    suite(decorator='prompt="Please say {{ word }}", cases=[{"id": "a", "word": "hi"}, {"id": "b", "word": "yo"}]')
     result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*stale golden for case 'a': the prompt changed since it was recorded; re-record it "
                                  "with: pytest --incumbent-model SPEC --llmswap-record new test_suite.py::test_contract "
-                                 "(or set stale_goldens = \"warn\" in [tool.llmswap])"])
+                                 "(or set stale_goldens = \"warn\" in [[]tool.llmswap[]])"])
     pytester.makefile(".toml", pyproject='[tool.llmswap]\nsemantic = false\nstale_goldens = "warn"\n')
     result = pytester.runpytest()
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["stale goldens (prompt changed; re-record with --llmswap-record new): 1",
-                                 "  test_suite.py::test_contract[[]a[]]",
-                                 "unused goldens (no collected case uses them): 1",
-                                 "  test_suite.py::test_contract[[]b[]]"])
-    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["stale goldens (prompt changed; re-record with --llmswap-record new): 2",
+                                 "  test_suite.py::test_contract[[]a[]]"])
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=2)
     assert goldens(pytester)["contracts"]["test_contract"]["cases"]["a"]["samples"][0]["text"] == "Please say hi"
+
+
+def test_unused_goldens_fail_a_full_run_warn_on_request_and_are_pruned(suite):
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    suite(decorator='prompt="Say {{ word }}", cases=[{"id": "a", "word": "hi"}]')
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["ERROR 1 unused golden(s) (no collected case uses them): remove them with "
+                                 "--llmswap-record new --llmswap-prune, or set unused_goldens = \"warn\" in "
+                                 "[[]tool.llmswap[]]", "unused goldens (no collected case uses them): 1",
+                                 "  test_suite.py::test_contract[[]b[]]"])
+    # A partial run cannot know what is unused: it neither fails nor prunes.
+    assert pytester.runpytest("-k", "a").ret == pytest.ExitCode.OK
+    partial = pytester.runpytest("-k", "a", "--incumbent-model", "echo", "--llmswap-record", "new", "--llmswap-prune")
+    partial.stdout.fnmatch_lines(["ERROR --llmswap-prune needs a full run*nothing was pruned"])
+    assert "b" in goldens(pytester)["contracts"]["test_contract"]["cases"]
+    pytester.makefile(".toml", pyproject='[tool.llmswap]\nsemantic = false\nunused_goldens = "warn"\n')
+    warned = pytester.runpytest()
+    assert warned.ret == pytest.ExitCode.OK
+    warned.stdout.fnmatch_lines(["WARNING 1 unused golden(s)*"])
+    pruned = pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new", "--llmswap-prune")
+    pruned.stdout.fnmatch_lines(["pruned 1 unused golden(s)"])
+    assert list(goldens(pytester)["contracts"]["test_contract"]["cases"]) == ["a"]
+    assert pytester.runpytest().ret == pytest.ExitCode.OK
+
+
+def test_prune_without_record_is_a_usage_error(suite):
+    result = suite().runpytest("--llmswap-prune")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--llmswap-prune removes unused goldens while recording: add --llmswap-record*"])
 
 
 def test_case_files_jsonl_json_csv_and_fixture_values(pytester):
