@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
-from .reporting import write_reports
+from .reporting import junit_properties, write_reports
 from .session import RECORD_MODES, ItemKey, LlmSwapSession, RunError
 from . import progress
 from .options import build_options
@@ -140,7 +140,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if key is None:
         return None
     kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    pyfuncitem.config.stash[STATE].run_item(key, pyfuncitem.obj, kwargs)
+    state = pyfuncitem.config.stash[STATE]
+    start = len(state.results)
+    try:
+        state.run_item(key, pyfuncitem.obj, kwargs)
+    finally:
+        pyfuncitem.user_properties.extend(junit_properties(key, state.results[start:]))
     return True
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .aggregate import summarize
 from .files import write_text
-from .results import RunResults
-from .session import LlmSwapSession
+from .results import CaseResult, RunResults
+from .session import ItemKey, LlmSwapSession
 from .summaries import CandidateSummary, Switching, Verdict
 
 
@@ -66,6 +66,25 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) 
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
             f"break-even {months(sw)}"]
+
+
+def junit_properties(key: ItemKey, cases: list[CaseResult]) -> list[tuple[str, object]]:
+    """What a junit XML consumer sees of an item (``record_property``): its model, flip and drift metrics.
+
+    A statistical item (many cases) gets its counts instead of one case's metrics.
+    """
+    props: list[tuple[str, object]] = [("llmswap_model", key.model or "incumbent")]
+    if len(cases) == 1:
+        case = cases[0]
+        props += [("llmswap_case", case.case_id), ("llmswap_flip", case.flip or "none")]
+        props += [(f"llmswap_{name}", round(value, 6)) for name, value in sorted(case.metrics.items())
+                  if value is not None]
+        if case.call_error:
+            props.append(("llmswap_failed_call", case.call_error))
+    elif cases:
+        props += [("llmswap_cases", len(cases)), ("llmswap_cases_passed", sum(c.passed for c in cases)),
+                  ("llmswap_regressions", sum(c.flip == "regression" for c in cases))]
+    return props
 
 
 def write_reports(state: LlmSwapSession) -> RunReport:

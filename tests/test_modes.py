@@ -221,3 +221,17 @@ def test_markdown_summary_option_and_github_step_summary(suite, monkeypatch):
     text = (pytester.path / "pr.md").read_text()
     assert "mirror" in text and "inconclusive" in text  # two cases cannot bound the regression rate
     assert step_summary.read_text().startswith("earlier step\n") and "mirror" in step_summary.read_text()
+
+
+def test_junit_xml_carries_model_flip_and_drift_metrics(suite):
+    import xml.etree.ElementTree as ET
+
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+    pytester.runpytest("--candidate-model", "mirror=echo", "--junitxml", "junit.xml").assert_outcomes(passed=2)
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+    assert props["test_contract[a-mirror]"]["llmswap_model"] == "mirror"
+    assert props["test_contract[a-mirror]"]["llmswap_case"] == "a"
+    assert props["test_contract[a-mirror]"]["llmswap_flip"] == "none"
+    assert float(props["test_contract[a-mirror]"]["llmswap_edit"]) == 1.0  # echo answers the golden exactly
