@@ -195,7 +195,8 @@ def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regre
                             f"max_regression_rate {max_regression_rate:.1%}")
     if not problems:
         return StatisticalVerdict(True, f"pass rate {passed}/{n}, lower bound {low:.1%} >= {min_pass_rate:.1%}")
-    worst = [c for c in cases if not c.passed]
+    # Regressions (the golden passed, the candidate does not) first: what the migration broke.
+    worst = sorted((c for c in cases if not c.passed), key=lambda c: c.flip != "regression")
     shown = "; ".join(f"{c.case_id}: {(c.failure or c.check_message or '; '.join(c.exceeded) or 'failed')[:120]}"
                       for c in worst[:5])
     more = f" (and {len(worst) - 5} more)" if len(worst) > 5 else ""

@@ -22,15 +22,24 @@ CALIBRATION_PROMPTS = 16
 
 
 def counting(progress: Progress, requests: Sequence[Request]) -> OnAnswer:
-    """Start ``progress`` for every model's unique requests; the returned callback counts each answer."""
+    """Start ``progress`` for every model's unique requests; the returned callback counts each answer.
+
+    One model under two names (or as incumbent and candidate) has its calls made once, for the first name:
+    each answer is counted once for every name that asked for it.
+    """
     totals: dict[str, set[str]] = {}
     for req in requests:
         totals.setdefault(req.model.name, set()).add(req.key)
     for name, keys in totals.items():
         progress.start(name, len(keys))
+    askers: dict[str, list[str]] = {}
+    for name, keys in totals.items():
+        for key in keys:
+            askers.setdefault(key, []).append(name)
 
     def on_answer(request: Request, answer: Response | ModelCallError) -> None:
-        progress.advance(request.model.name, ok=isinstance(answer, Response))
+        for name in askers.pop(request.key, ()):
+            progress.advance(name, ok=isinstance(answer, Response))
 
     return on_answer
 

@@ -69,6 +69,7 @@ class _Model:
     last_line: float = 0.0  # when the pipe last printed this model
     last_tenth: int = 0  # tenths of ``total`` already printed in a pipe
     closed: bool = False  # its final line is written
+    ended: float | None = None  # when its last call finished: its rate and time stop there
 
 
 class Progress:
@@ -107,6 +108,8 @@ class Progress:
             state.done += 1
             state.failed += not ok
             now = self._clock()
+            if state.done == state.total:
+                state.ended = now
             if self._tty:
                 if state.done == state.total or now - self._drawn >= self._refresh_s:
                     self._draw(now)
@@ -143,7 +146,7 @@ class Progress:
 
 
 def _describe(model: str, state: _Model, now: float) -> str:
-    elapsed = now - state.started
+    elapsed = (now if state.ended is None else state.ended) - state.started
     rate = state.done / elapsed if elapsed > 0 and state.done else None
     parts = [f"{model}: {state.done:,}/{state.total:,} calls"]
     if state.failed:
