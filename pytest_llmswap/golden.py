@@ -175,12 +175,12 @@ def _write_goldens(path: Path, contracts: dict[str, dict[str, GoldenCase]]) -> N
     sidecar = dump_logprobs(contracts)
     if sidecar is not None:
         write_bytes(logprobs_path(path), sidecar)
-    else:
-        logprobs_path(path).unlink(missing_ok=True)
+    elif logprobs_path(path).exists():
+        logprobs_path(path).unlink()
     if any(contracts.values()):
         write_text(path, dump_golden_file(contracts))
-    else:  # every golden pruned: no empty file left behind
-        path.unlink(missing_ok=True)
+    elif path.exists():  # every golden pruned: no empty file left behind
+        path.unlink()
 
 
 @dataclass

@@ -22,7 +22,7 @@ def collection_error(result: pytest.RunResult) -> str:
     (["--candidate-model", "gpt4"], "ERROR: unknown model spec 'gpt4': use provider/model*"),
     (["--candidate-model", "nosuchprovider/model-x"], "*litellm knows no provider 'nosuchprovider'*"),
     (["--candidate-model", "openai/gpt-4o-mini"], "*needs OPENAI_API_KEY in the environment*"),
-    (["--llmswap-record", "new"], "ERROR: --llmswap-record needs --incumbent-model SPEC*"),
+    (["--llmswap-record", "new"], "ERROR: test_suite.py::test_contract: recording a contract with a prompt needs --incumbent-model SPEC*"),
     (["--llmswap-samples", "0", "--incumbent-model", "echo", "--llmswap-record", "new"], "*must be at least 1*"),
     (["--candidate-model", "hf:./models/q?quant=int4"], "*quant*int4*"),
     (["--candidate-model", "a=echo", "--candidate-model", "a=echo"], "*given twice with the name 'a'*"),

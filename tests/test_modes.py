@@ -178,7 +178,7 @@ def test_case_files_jsonl_json_csv_and_fixture_values(pytester):
     (pytester.path / "data" / "c.json").write_text('[{"w": "c"}]')
     (pytester.path / "data" / "c.csv").write_text("id,w\ncsv1,d\n")
     (pytester.path / "p.j2").write_text("word: {{ w }}")
-    pytester.makepyfile(test_files="""
+    pytester.makepyfile(test_case_sources="""
 from pytest_llmswap import llm_contract
 
 @llm_contract(prompt="p.j2", cases="data/c.jsonl")
