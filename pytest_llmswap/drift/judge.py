@@ -135,7 +135,7 @@ def beyond_tolerance(drift: Drift, tolerance: Tolerance, goldens: Sequence[Respo
             reason = drift.notes.get(name, "not scored")
             problems.append(f"{name}: tolerance set but the metric is not available ({reason})")
         elif (value < limit) if higher else (value > limit):
-            problems.append(f"{name} {value:.3f} {'<' if higher else '>'} {limit}")
+            problems.append(f"{name} {_shown(value, limit)} {'<' if higher else '>'} {limit}")
         else:
             continue
         names.append(name)
@@ -148,3 +148,12 @@ def beyond_tolerance(drift: Drift, tolerance: Tolerance, goldens: Sequence[Respo
         if lines:
             names.append("fields")
     return problems, names
+
+
+def _shown(value: float, limit: float) -> str:
+    """``value`` with 3 decimals, or with more digits where 3 decimals would hide that it is past ``limit``
+    (a KL of 9e-05 against 1e-06 is not "0.000 > 1e-06")."""
+    for text in (f"{value:.3f}", f"{value:.3g}", f"{value:.6g}"):
+        if float(text) != limit and (float(text) < limit) == (value < limit):
+            return text
+    return repr(value)
