@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .drift.semantic import SemanticScorer
 
 #: Distinct prompts of the run each GPU-hour-priced model answers to measure its throughput.
-CALIBRATION_PROMPTS = 16
+CALIBRATION_PROMPTS = 8
 
 
 def counting(progress: Progress, requests: Sequence[Request]) -> OnAnswer:

@@ -4,27 +4,32 @@ Latency recorded per call depends on the machine's load and on how many calls sh
 price a GPU hour. Instead every such model answers the same calibration prompts, in interleaved rounds
 after one warm-up round, and its throughput is the median over rounds of output tokens / wall time of
 the whole round: concurrent or batched calls share the time they used, as they share a real GPU.
+Each round starts with another model, and the median over rounds discards a round that a burst of load on
+the machine slowed down.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..types import Request, Response
 from .base import Backend
 
 
 def measure_throughput(models: Mapping[str, tuple[Backend, Sequence[Request]]], *, rounds: int = 3,
-                       clock: object = time.perf_counter) -> dict[str, float | None]:
+                       clock: Callable[[], float] = time.perf_counter) -> dict[str, float | None]:
     """Median output tokens per second of each model on its requests (None when no round produced a token)."""
     samples: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
     for round_ in range(rounds + 1):
-        for name, (backend, requests) in models.items():
-            start = clock()  # type: ignore[operator]
+        # Each round starts with another model, so a burst of load on the machine falls on each in turn.
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            backend, requests = models[name]
+            start = clock()
             answers = backend.complete(list(requests))
-            wall = clock() - start  # type: ignore[operator]
+            wall = clock() - start
             produced = sum(a.usage.output_tokens for a in answers if isinstance(a, Response))
             if round_ and produced and wall > 0:  # round 0 warms caches and lazy loads up
                 samples[name].append(produced / wall)

@@ -1,0 +1,80 @@
+"""GPU-hour throughput: measured side by side, rounds rotated, medians; one measurement per checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmswap.models.throughput import measure_throughput
+from pytest_llmswap.prepare import throughputs
+from pytest_llmswap.types import ModelSpec, Prices, Request, Response, Usage
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeBackend:
+    """Answers each request with ``tokens`` output tokens, taking ``seconds`` per request on the fake clock."""
+
+    def __init__(self, clock: Clock, tokens: int, seconds: float, slow_calls: tuple[int, ...] = ()) -> None:
+        self.clock, self.tokens, self.seconds, self.slow_calls = clock, tokens, seconds, slow_calls
+        self.calls = 0
+        self.log: list[str] = []
+
+    def complete(self, requests, on_answer=None):
+        self.calls += 1
+        # A burst of load on the machine: this call takes ten times as long.
+        self.clock.now += self.seconds * len(requests) * (10 if self.calls in self.slow_calls else 1)
+        return [Response("x", usage=Usage(output_tokens=self.tokens)) for _ in requests]
+
+
+def spec(name: str, gpu_hour: float | None = 1.0, target: str = "m") -> ModelSpec:
+    return ModelSpec(name, "hf", target, prices=Prices(gpu_hour_usd=gpu_hour) if gpu_hour is not None else None)
+
+
+def test_median_of_timed_rounds_ignores_the_warm_up_and_a_slow_round():
+    clock = Clock()
+    fast = FakeBackend(clock, tokens=10, seconds=0.1, slow_calls=(1, 3))  # warm-up and one timed round are slow
+    slow = FakeBackend(clock, tokens=10, seconds=0.4)
+    reqs = [Request(spec("a"), (("user", "q"),))] * 4
+    measured = measure_throughput({"a": (fast, reqs), "b": (slow, reqs)}, rounds=3, clock=clock)
+    assert fast.calls == slow.calls == 4  # one warm-up round and three timed ones
+    # 40 tokens in 0.4 s and in 1.6 s: the slow round is not the median
+    assert measured == {"a": pytest.approx(100.0), "b": pytest.approx(25.0)}
+
+
+def test_rounds_start_with_a_different_model_each_time():
+    clock = Clock()
+    order: list[str] = []
+
+    class Logged(FakeBackend):
+        def __init__(self, name: str) -> None:
+            super().__init__(clock, 1, 0.1)
+            self.name = name
+
+        def complete(self, requests, on_answer=None):
+            order.append(self.name)
+            return super().complete(requests)
+
+    reqs = [Request(spec("a"), (("user", "q"),))]
+    measure_throughput({n: (Logged(n), reqs) for n in "abc"}, rounds=2, clock=clock)
+    assert order == list("abc") + list("bca") + list("cab")
+
+
+def test_one_checkpoint_under_two_names_is_measured_once_and_unpriced_models_not_at_all():
+    clock = Clock()
+    backends: dict[str, FakeBackend] = {}
+
+    class Exec:
+        def backend(self, s: ModelSpec) -> FakeBackend:
+            return backends.setdefault(s.identity, FakeBackend(clock, 5, 0.05))
+
+    twins = [spec("teacher"), spec("teacher-copy"), spec("api", gpu_hour=None, target="other")]
+    requests = [Request(twins[0], (("user", f"q{i}"),)) for i in range(20)]
+    measured = throughputs(Exec(), twins, requests)  # type: ignore[arg-type]
+    assert set(measured) == {"teacher", "teacher-copy"} and measured["teacher"] == measured["teacher-copy"]
+    assert len(backends) == 1 and next(iter(backends.values())).calls == 4
