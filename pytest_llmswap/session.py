@@ -92,6 +92,7 @@ class LlmSwapSession:
         self.throughput: dict[str, float | None] = {}
         self.logits: dict[ItemKey, LogitDrift] = {}
         self._golden_passes: dict[tuple[str, str], int] = {}
+        self._app_mismatch: dict[tuple[str, str], str] = {}  # application cases whose golden no longer replays
         self.app_recording: set[ItemKey] = set()  # application items that record their calls in the test body
         self.planned = False
         self.errors: list[str] = []  # what fails the run at its end (unwritable outputs, unused goldens), a line each
@@ -376,8 +377,7 @@ class LlmSwapSession:
             self._record(key, samples)
         else:
             golden = self._require_golden(key, case, result)
-            runs = [appcalls.replay(fn, kwargs, s, f"{self.options.record_command} {key.nodeid}")
-                    for s in golden.samples]
+            runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in golden.samples]
             samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
         result.golden = samples
         result.prompt = appcalls.first_prompt(runs[0])
@@ -385,9 +385,18 @@ class LlmSwapSession:
         self._set_golden_passes(key, result, sum(r.passed for r in runs))
         failures = [r.failure for r in runs if r.failure is not None]
         result.passed = not failures
+        if failures and appcalls.is_mismatch(failures[0]):  # one line: the call, and the command to re-record
+            self._fail(result, str(failures[0]))
         if failures:
             result.check_message = describe(failures[0])
             raise failures[0]
+
+    def _app_record_command(self, key: ItemKey) -> str:
+        """The command that re-records an application contract: ``all``, since its goldens are not stale
+        by prompt (the prompts live in the application); without ``--incumbent-model`` the app's model answers."""
+        spec = self.options.incumbent
+        incumbent = f" --incumbent-model {spec.name}" if spec is not None else ""
+        return f"pytest{incumbent} --llmswap-record all {key.nodeid}"
 
     def _run_app_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         """A contract without a prompt on a candidate: the application's calls go to the candidate."""
@@ -397,9 +406,15 @@ class LlmSwapSession:
         result.golden = golden.samples
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
-            command = f"{self.options.record_command} {key.nodeid}"
-            self._golden_passes[case_key] = sum(appcalls.replay(fn, kwargs, s, command).passed for s in golden.samples)
+            command = self._app_record_command(key)
+            replays = [appcalls.replay(fn, kwargs, s, command) for s in golden.samples]
+            self._golden_passes[case_key] = sum(r.passed for r in replays)
+            mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
+            if mismatch is not None:
+                self._app_mismatch[case_key] = str(mismatch)
         self._set_golden_passes(key, result, self._golden_passes[case_key])
+        if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
+            self._fail(result, self._app_mismatch[case_key])
         spec = self._candidate(key.model)  # type: ignore[arg-type]
         backend = None if spec.kind == "litellm" else self.executor.backend(spec)
         answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution), self.executor.cache,
