@@ -138,7 +138,7 @@ def test_failed_calls_after_retries_count_as_failures_and_make_the_verdict_incon
         line = verdict_line(result, "flaky")
         assert line.startswith("flaky: inconclusive: 2 of 8 calls failed (25.0%); rerun to complete the evidence")
         result.stdout.fnmatch_lines(["flaky: *", "  8 cases: 6 passed checks (75.0%*",
-                                     "  cases: 6 passed, 2 failed of 8; 2 failed call(s), first: flaky: "
+                                     "  *: 6 passed, 2 failed of 8; 2 failed call(s), first: flaky: "
                                      "InternalServerError after 2 attempt(s)*"])
         assert markdown_row(pytester, "flaky")[:4] == ["❔ inconclusive", "75.0%", "0", "2"]
         assert "2 of 8 call(s) failed (25.0%)" in (pytester.path / "report.html").read_text()

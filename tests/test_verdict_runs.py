@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -120,3 +121,206 @@ def test_a_named_field_value_the_incumbent_gave_in_any_sample_is_not_a_mismatch(
     messages = [c["exceeded"] for c in out["cases"] if c["candidate"] == "never"]
     assert all(m == ['field \'category\': golden "billing" or "bug", candidate "account"']
                or m == ['field \'category\': golden "bug" or "billing", candidate "account"'] for m in messages), messages
+
+
+# -- settings are checked before any call ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ('not_recommended_when = "eihter"', "*not_recommended_when = 'eihter': use one of 'either', 'both'"),
+    ('hourly_rate = "a hundred"', "*hourly_rate = 'a hundred': must be a number"),
+    ('semantic = "never"', "*semantic (or true / false) = 'never': use one of 'auto', 'true', 'false'"),
+    ("alpha = 2", "*alpha = 2: must lie in (0, 1)"),
+    ("max_failed_call_rate = -0.1", "*max_failed_call_rate = -0.1: must lie in [[]0, 1[]]"),
+])
+def test_a_bad_setting_stops_the_run_in_one_line_before_any_call(pytester, litellm_loaded, setting, expected):
+    with chat_server(same) as inc, chat_server(same) as cand:
+        write_suite(pytester, 2, {"inc": inc.url, "cand": cand.url})
+        toml = (pytester.path / "pyproject.toml").read_text()
+        key = setting.split()[0]
+        toml = toml.replace("semantic = false", setting) if key == "semantic" else \
+            toml.replace("semantic = false", f"semantic = false\n{setting}")
+        (pytester.path / "pyproject.toml").write_text(toml)
+        result = pytester.runpytest("--incumbent-model", "inc", "--llmswap-record", "new", "--candidate-model", "cand")
+        assert inc.seen == [] and cand.seen == []
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines + result.stdout.lines if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and f"[tool.llmswap]: {key} " in errors[0], errors
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "__llm_goldens__").exists()
+
+
+def test_semantic_false_really_turns_semantic_scoring_off(pytester):
+    # The semantic extra is installed here, so "auto" (and "true") score semantic similarity. An identical answer
+    # is scored without loading the encoder; "true" still runs in a subprocess, in case it imports torch.
+    pytester.makepyfile(test_say='''
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="Say {{ w }}", cases=[{"id": "a", "w": "hi"}])
+def test_say(output, case):
+    assert case["w"] in output.text
+''')
+    pytester.makefile(".toml", pyproject="[tool.llmswap]\nsemantic = false\n")
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    runs = {}
+    for setting in ("false", '"false"', '"False"', '"true"'):
+        pytester.makefile(".toml", pyproject=f"[tool.llmswap]\nsemantic = {setting}\n")
+        run = pytester.runpytest_subprocess if setting == '"true"' else pytester.runpytest
+        run("--candidate-model", "echo", "--llmswap-json", "out.json").assert_outcomes(passed=1)
+        out = json.loads((pytester.path / "out.json").read_text())
+        runs[setting] = (out["settings"]["semantic"], out["summaries"]["candidates"]["echo"]["metrics"].get("semantic"))
+    assert runs["false"] == runs['"false"'] == runs['"False"'] == ("false", None)
+    assert runs['"true"'][0] == "true" and runs['"true"'][1]["mean"] == pytest.approx(1.0)
+
+
+# -- local models: one checkpoint under several names, KL / top-1 tolerances, sampling parameters ----------------
+
+HF_CASES = [json.loads(line) for line in (EXAMPLES / "data" / "tickets.jsonl").read_text().splitlines()[:6]]
+PROMPT = (EXAMPLES / "prompts" / "triage.j2").read_text()
+
+
+def hf_contract(name: str, tolerance: dict, params: dict | None = None, cases: list[dict] = HF_CASES) -> str:
+    return f"""
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt={PROMPT!r}, cases={cases!r}, params={params or {"max_tokens": 48}!r},
+              tolerance={tolerance!r}, calls_per_month=10_000)
+def {name}(output):
+    assert output.text
+"""
+
+
+def write_hf_suite(root: Path, *modules: str, models: str = "") -> None:
+    (root / "pyproject.toml").write_text(f"""
+[tool.llmswap]
+semantic = false
+
+[tool.llmswap.models.teacher]
+model = "hf:{TEACHER}"
+gpu_hour_usd = 2.0
+
+[tool.llmswap.models.teacher-copy]  # the same checkpoint under a second entry
+model = "hf:{TEACHER}"
+gpu_hour_usd = 2.0
+
+[tool.llmswap.models.student]
+model = "hf:{STUDENT}"
+{models}""")
+    contracts = {"test_loose": hf_contract("test_loose", {"kl": 100.0, "top1": 0.0}),
+                 "test_tight": hf_contract("test_tight", {"kl": 1e-6})}
+    for module in modules:
+        (root / f"{module}.py").write_text(contracts[module])
+
+
+def needs_torch() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+        pytest.skip("the local extra (torch, transformers) is not installed")
+
+
+@pytest.fixture(scope="module")
+def teacher_goldens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both contracts recorded once on the example teacher (greedy), with the response store of that run."""
+    import subprocess
+    import sys
+
+    needs_torch()
+    root = tmp_path_factory.mktemp("teacher-goldens")
+    write_hf_suite(root, "test_loose", "test_tight")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+                           "--incumbent-model", "teacher", "--llmswap-record", "new"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+def with_goldens(pytester: pytest.Pytester, recorded: Path, *modules: str) -> None:
+    import shutil
+
+    write_hf_suite(pytester.path, *modules)
+    for folder in ("__llm_goldens__", ".llmswap_cache"):
+        shutil.copytree(recorded / folder, pytester.path / folder)
+
+
+@pytest.mark.slow
+def test_one_local_model_under_several_names_and_as_the_incumbent_costs_the_same(pytester, teacher_goldens):
+    with_goldens(pytester, teacher_goldens, "test_loose")
+    result = pytester.runpytest_subprocess("--incumbent-model", "teacher", "--candidate-model", "a=teacher",
+                                           "--candidate-model", "b=teacher", "--candidate-model", "teacher-copy",
+                                           "--llmswap-json", "out.json", "--llmswap-report", "report.html")
+    result.assert_outcomes(passed=18)
+    out = json.loads((pytester.path / "out.json").read_text())
+    models = {m["name"]: m for m in [out["incumbent"], *out["candidates"]]}
+    # One checkpoint is one measurement, whatever its names and entries, the incumbent's included.
+    assert models["teacher"]["throughput_tok_s"] > 0
+    assert len({m["throughput_tok_s"] for m in models.values()}) == 1
+    for name, model in models.items():  # the report says how each cost was obtained
+        assert model["cost_basis"] == (f"$2 per GPU hour at {model['throughput_tok_s']:,.0f} output tokens/s "
+                                       "measured in this run"), name
+        assert model["cost_basis"] in (pytester.path / "report.html").read_text()
+    switching = out["summaries"]["switching"]
+    monthly = {"incumbent": switching["a"]["incumbent_monthly_usd"],
+               **{n: switching[n]["candidate_monthly_usd"] for n in ("a", "b", "teacher-copy")}}
+    assert min(monthly.values()) > 0 and max(monthly.values()) <= 1.2 * min(monthly.values()), monthly
+    # Greedy decoding: the answers are the goldens token for token, at the same throughput, so the same cost.
+    assert monthly["a"] == monthly["b"] == monthly["teacher-copy"] == pytest.approx(monthly["incumbent"])
+    # By hand: calls a month x $2 an hour / 3600 x mean output tokens / tokens per second.
+    tokens = [c["output"]["usage"]["output_tokens"] for c in out["cases"] if c["candidate"] == "teacher-copy"]
+    expected = 10_000 * 2.0 / 3600 * sum(tokens) / len(tokens) / models["teacher-copy"]["throughput_tok_s"]
+    assert monthly["teacher-copy"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_kl_and_top1_tolerances_work_on_a_local_candidate(pytester, teacher_goldens):
+    with_goldens(pytester, teacher_goldens, "test_loose", "test_tight")
+    result = pytester.runpytest_subprocess("--candidate-model", "student", "--llmswap-json", "out.json")
+    result.assert_outcomes(passed=6, failed=6)
+    assert "not available" not in result.stdout.str()
+    cases = json.loads((pytester.path / "out.json").read_text())["cases"]
+    loose = [c for c in cases if c["contract"].endswith("test_loose")]
+    tight = [c for c in cases if c["contract"].endswith("test_tight")]
+    assert len(loose) == len(tight) == 6
+    for case in loose:  # KL and top-1 were computed, and they are within the loose limits
+        assert case["metrics"]["kl"] >= 0 and 0 <= case["metrics"]["top1"] <= 1 and case["exceeded"] == []
+    for case in tight:  # "kl <value> > <limit>", the value shown with the digits that make it true
+        kl = case["metrics"]["kl"]
+        [line] = case["exceeded"]
+        shown = re.fullmatch(r"kl (\S+) > 1e-06", line)
+        assert kl > 1e-6 and shown and 1e-6 < float(shown[1]) == pytest.approx(kl, rel=0.01, abs=5e-4), line
+    result.stdout.fnmatch_lines(["*drift beyond tolerance: kl * > 1e-06*"])
+
+
+@pytest.mark.slow
+def test_temperature_on_a_named_local_model_is_used(pytester):
+    needs_torch()
+    write_hf_suite(pytester.path, models='\n[tool.llmswap.models.hot]\nmodel = "hf:%s"\ntemperature = 1.5\n' % TEACHER)
+    (pytester.path / "test_hot.py").write_text(hf_contract("test_hot", {}))
+    result = pytester.runpytest_subprocess("--incumbent-model", "hot", "--llmswap-record", "new",
+                                           "--llmswap-samples", "3")
+    assert result.ret in (0, 1)  # a hot sample may fail its check
+    goldens = json.loads((pytester.path / "__llm_goldens__" / "test_hot.json").read_text())
+    cases = goldens["contracts"]["test_hot"]["cases"].values()
+    assert all(c["params"] == {"max_tokens": 48, "temperature": 1.5} for c in cases)
+    # At temperature 1.5 three 48-token answers of this model all coincide on about 1 ticket in 4 (measured on
+    # 30 tickets): all 6 cases coinciding would take odds of about 1 in 5,000. Greedy samples always coincide.
+    assert sum(len({s["text"] for s in c["samples"]}) > 1 for c in cases) >= 1
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("model", "ERROR: model 'odd': hf models do not support the parameter 'frequency_penalty'*"),
+    ("contract", "ERROR: *test_odd.py::test_odd on model 'teacher': hf models do not support the parameter "
+                 "'frequency_penalty'*"),
+])
+def test_an_unsupported_sampling_parameter_on_a_local_model_is_refused_before_any_call(pytester, where, expected):
+    write_hf_suite(pytester.path, models='\n[tool.llmswap.models.odd]\nmodel = "hf:%s"\nfrequency_penalty = 0.5\n'
+                   % TEACHER)
+    params = {"max_tokens": 48, **({"frequency_penalty": 0.5} if where == "contract" else {})}
+    (pytester.path / "test_odd.py").write_text(hf_contract("test_odd", {}, params))
+    result = pytester.runpytest_subprocess("--incumbent-model", "odd" if where == "model" else "teacher",
+                                           "--llmswap-record", "new")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines + result.stdout.lines if line.startswith("ERROR: ")]
+    assert len(errors) == 1, errors
+    result.stderr.fnmatch_lines([expected])
+    assert not (pytester.path / "__llm_goldens__").exists() and not (pytester.path / ".llmswap_cache").exists()
