@@ -309,3 +309,15 @@ def test_a_clean_suite_is_drop_in_and_four_regressions_in_eighty_are_not(pyteste
     assert (verdicts["four"]["verdict"], verdicts["four"]["rule"]) == ("migrate with rework", RULE_TOO_FEW)
     assert verdicts["four"]["rework_contracts"] == ["test_say.py::test_say"]  # hard regressions
     assert markdown_row(pytester, "good")[0] == "✅ drop-in"
+
+
+def test_fifty_nine_clean_cases_are_the_fewest_that_bound_the_rate_below_five_percent():
+    # With zero regressions the upper end is the exact one-sided 95% bound 1 - 0.05 ** (1 / n):
+    # n = 58 gives 5.03%, n = 59 gives 4.95% (docs/metrics.md and docs/cost.md said 60).
+    from pytest_llmswap.drift.stats import paired_verdicts
+
+    def upper(n: int) -> float:
+        return paired_verdicts([1] * n, [1] * n, [True] * n, confidence=0.9).rate.high
+
+    assert upper(58) == pytest.approx(1 - 0.05 ** (1 / 58)) and upper(58) > 0.05
+    assert upper(59) == pytest.approx(1 - 0.05 ** (1 / 59)) and upper(59) < 0.05
