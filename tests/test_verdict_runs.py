@@ -93,10 +93,13 @@ def test_a_twin_of_a_noisy_incumbent_is_drop_in_and_a_worse_one_is_not(pytester,
 def test_a_named_field_value_the_incumbent_gave_in_any_sample_is_not_a_mismatch(pytester, litellm_loaded):
     categories = ["billing", "bug", "bug"]  # the incumbent's n-th answer to a prompt, for n = 0, 1, 2
     counts: Counter[str] = Counter()
+    lock = threading.Lock()
 
     def incumbent(prompt: str) -> str:
-        counts[prompt] += 1
-        return json.dumps({"word": word(prompt), "category": categories[(counts[prompt] - 1) % 3]})
+        with lock:  # the server answers concurrent requests
+            counts[prompt] += 1
+            index = counts[prompt] - 1
+        return json.dumps({"word": word(prompt), "category": categories[index % 3]})
 
     allowed: dict[str, str] = {}  # per word: a category the incumbent gave in some sample, but not in sample 0
     with chat_server(incumbent) as inc, \
