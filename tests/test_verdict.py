@@ -10,11 +10,11 @@ the test's comment (the statistics themselves are checked against scipy in tests
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 
 import pytest
+import scipy.stats
 
 from openai_server import chat_server
 from pytest_llmswap.cost import (RULE_ABOVE_MAX, RULE_BREAKS_MOST, RULE_DROP_IN, RULE_FAILED_CALLS, RULE_NO_ANSWER,
@@ -175,25 +175,17 @@ def test_a_candidate_breaking_every_case_of_a_small_suite_is_not_recommended(pyt
 
 # -- row 3: regression rate above the maximum -------------------------------------------------------------------
 
-Z90 = 1.6448536269514722  # the one-sided 95% normal quantile: intervals are at 1 - 2 * alpha = 90%
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("n", "broken", "when", "verdict", "rule"), [
-    # 4 of 10, K = 1: each discordant case has null variance 1, so the interval's lower end is
-    # (4 - 1.645 * 2) / 10 = 7.1% > 5% (shown above); p_worse = 0.5 ** 4 = 0.0625 is not significant.
+    # K = 1: the interval is exactly Clopper-Pearson at 90% (one-sided 95% ends).
+    # 4 of 10: lower end 15.0% > 5% (shown above); p_worse = 0.5 ** 4 = 0.0625 is not significant.
     (10, 4, "either", "not recommended", RULE_ABOVE_MAX),
     (10, 4, "both", "migrate with rework", RULE_TOO_FEW),
-    # 8 of 80: p_worse = 0.5 ** 8 = 0.0039 < 0.05 and the rate 10% > 5%, but the lower end
-    # (8 - 1.645 * sqrt(8)) / 80 = 4.2% is not above 5%: "either" condemns it, "both" leaves row 5 (worse).
+    # 8 of 80: lower end 5.07% > 5% and p_worse = 0.5 ** 8 = 0.0039 < 0.05: both rules condemn it.
     (80, 8, "either", "not recommended", RULE_ABOVE_MAX),
-    (80, 8, "both", "migrate with rework", RULE_WORSE),
-    # 3 of 10: the issue lists it among the broken candidates that must not be "rework". Under the documented
-    # interval (the wider of Clopper-Pearson and the normal interval with the exchangeability test's variance)
-    # the lower end is (3 - 1.645 * sqrt(3)) / 10 = 1.5% and p_worse = 0.125, so rows 2 and 3 do not apply.
-    pytest.param(10, 3, "either", "not recommended", RULE_ABOVE_MAX, marks=pytest.mark.xfail(
-        strict=True, reason="issue 8 lists 3 of 10 as not-recommended; the documented interval gives row 6 "
-                            "(lower end 1.5%, p 0.125): a decision for the statistics' owner")),
+    (80, 8, "both", "not recommended", RULE_ABOVE_MAX),
+    # 3 of 10, which the issue lists among the broken candidates that must not be "rework": lower end 8.7%.
+    (10, 3, "either", "not recommended", RULE_ABOVE_MAX),
 ])
 def test_a_regression_rate_shown_above_the_maximum_is_not_recommended(pytester, litellm_loaded, n, broken, when,
                                                                       verdict, rule):
@@ -205,7 +197,7 @@ def test_a_regression_rate_shown_above_the_maximum_is_not_recommended(pytester, 
     assert (v["verdict"], v["rule"]) == (verdict, rule), v["headline"]
     assert (s["regressions"], s["improvements"]) == (broken, 0)
     assert s["p_worse"] == pytest.approx(0.5 ** broken)  # exact one-sided McNemar: all discordant pairs regress
-    low = (broken - Z90 * math.sqrt(broken)) / n
+    low = scipy.stats.beta.ppf(0.05, broken, n - broken + 1)  # exact one-sided 95% lower bound
     assert s["regression_rate_ci"][0] == pytest.approx(low)
     if rule == RULE_ABOVE_MAX:
         high = s["regression_rate_ci"][1]

@@ -155,11 +155,12 @@ def clopper_pearson(events: int, n: int, *, confidence: float = 0.95) -> Interva
     """
     if n <= 0 or not 0 <= events <= n:
         raise ValueError(f"need 0 <= events <= n and n > 0, got {events}/{n}")
-    from scipy.stats import beta
+    # scipy.special alone: scipy.stats would add a second and ~45 MiB to every candidate run.
+    from scipy.special import betaincinv
 
     tail = (1 - confidence) / 2
-    low = 0.0 if events == 0 else float(beta.ppf(tail, events, n - events + 1))
-    high = 1.0 if events == n else float(beta.ppf(1 - tail, events + 1, n - events))
+    low = 0.0 if events == 0 else float(betaincinv(events, n - events + 1, tail))
+    high = 1.0 if events == n else float(betaincinv(events + 1, n - events, 1 - tail))
     return Interval(events / n, low, high, confidence, "clopper-pearson", n)
 
 
@@ -179,8 +180,9 @@ class PairedVerdicts:
     case's total passes ``t = s + c`` the candidate passes with probability ``t / (K + 1)``. The number of
     candidate passes then follows a Poisson-binomial law; ``p_worse`` is its lower tail at the observed
     count (with K = 1 this is the one-sided exact McNemar test). ``rate`` bounds ``net / n`` at
-    ``confidence``: the wider of the exact Clopper-Pearson interval on ``max(0, round(net))`` events and
-    the normal interval with the test's per-case variance, so zero events never give [0%, 0%].
+    ``confidence``: the exact Clopper-Pearson interval on ``max(0, round(net))`` events, widened on each side
+    by the normal margin of the incumbent's noise (the null variance over the cases it both passed and
+    failed; none when K = 1), so zero events never give [0%, 0%].
     """
 
     n: int
@@ -213,12 +215,14 @@ def paired_verdicts(golden_passes: Sequence[int], golden_samples: Sequence[int],
     p = (s + c) / (k + 1)  # each case's null probability that the candidate is a passing answer
     uncertain = (p > 0) & (p < 1)  # cases where all K + 1 answers agree cannot tell the models apart
     tail = _poisson_binomial_pmf(p[uncertain])[: int(np.sum(c[uncertain])) + 1].sum()
-    # d_i = c_i (1 + 1/K) - t_i / K: its null variance gives the spread of the net count.
-    se = float(np.sqrt(np.sum((1 + 1 / k) ** 2 * p * (1 - p))))
+    # The incumbent's own noise: only cases it both passed and failed (0 < f < 1) make the net count uncertain
+    # beyond the binomial count of flips, by the null variance of d_i = c_i (1 + 1/K) - t_i / K.
+    noisy = (f > 0) & (f < 1)
+    se = float(np.sqrt(np.sum(((1 + 1 / k) ** 2 * p * (1 - p))[noisy])))
     z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     exact = clopper_pearson(min(n, max(0, round(net))), n, confidence=confidence)
-    low = max(0.0, min(exact.low, (net - z * se) / n))
-    high = min(1.0, max(exact.high, (net + z * se) / n))
+    low = max(0.0, exact.low - z * se / n)
+    high = min(1.0, exact.high + z * se / n)
     rate = Interval(max(0.0, net / n), low, high, confidence, "clopper-pearson+noise", n)
     return PairedVerdicts(n, regressions, improvements, net, float(min(1.0, tail)), rate)
 

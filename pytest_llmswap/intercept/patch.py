@@ -31,6 +31,8 @@ _lock = threading.RLock()
 _stack: list[Session] = []
 _patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
 _wrappers: dict[int, tuple[Any, Any]] = {}  # id(wrapper) -> (wrapper, original)
+_reference_names: dict[int, tuple[int, tuple[str, ...]]] = {}  # id(module namespace) -> (its size, names)
+_scanned_at_install: set[int] = set()  # namespaces present when the patches went in
 # Modules that hold the originals on purpose: litellm calls its own completion, the SDK its own create.
 _OWN = ("litellm", "openai", "pytest_llmswap.intercept")
 
@@ -314,10 +316,23 @@ def _app_modules() -> list[Any]:
 def _patch_references(replace: dict[int, tuple[Any, Any]]) -> None:
     """Point module-level names bound to an original (``from litellm import completion``) at its wrapper.
 
-    ``replace`` maps ``id(original)`` to ``(original, wrapper)``; identity, not equality, decides.
+    ``replace`` maps ``id(original)`` to ``(original, wrapper)``; identity, not equality, decides. A block
+    runs per test item, so each module's matching names are remembered while its namespace keeps its size:
+    a suite of thousands of items then scans the thousands of loaded modules once, not once per item.
     """
+    _scanned_at_install.clear()
     for module in _app_modules():
-        for name, value in list(getattr(module, "__dict__", {}).items()):
+        namespace = getattr(module, "__dict__", None)
+        if namespace is None:
+            continue
+        _scanned_at_install.add(id(namespace))
+        cached = _reference_names.get(id(namespace))
+        if cached is None or cached[0] != len(namespace):
+            cached = (len(namespace), tuple(n for n, v in list(namespace.items())
+                                            if id(v) in replace and replace[id(v)][0] is v))
+            _reference_names[id(namespace)] = cached
+        for name in cached[1]:
+            value = namespace.get(name)
             if id(value) in replace and replace[id(value)][0] is value:
                 _patched.append((module, name, value))
                 setattr(module, name, replace[id(value)][1])
@@ -360,6 +375,8 @@ def _uninstall() -> None:
         setattr(owner, attr, original)
     # Names bound to a wrapper while the block ran (a module imported inside it) get the original back.
     for module in _app_modules():
+        if id(getattr(module, "__dict__", None)) in _scanned_at_install:
+            continue  # loaded before the block: its patched names were restored above
         for name, value in list(getattr(module, "__dict__", {}).items()):
             if id(value) in _wrappers and _wrappers[id(value)][0] is value:
                 setattr(module, name, _wrappers[id(value)][1])

@@ -2,7 +2,7 @@
 
 Latency recorded per call depends on the machine's load and on how many calls shared it, so it cannot
 price a GPU hour. Instead every such model answers the same calibration prompts, in interleaved rounds
-after one warm-up round, and its throughput is the median over rounds of output tokens / wall time of
+after a one-prompt warm-up, and its throughput is the median over rounds of output tokens / wall time of
 the whole round: concurrent or batched calls share the time they used, as they share a real GPU.
 Each round starts with another model, and the median over rounds discards a round that a burst of load on
 the machine slowed down.
@@ -23,7 +23,9 @@ def measure_throughput(models: Mapping[str, tuple[Backend, Sequence[Request]]], 
     """Median output tokens per second of each model on its requests (None when no round produced a token)."""
     samples: dict[str, list[float]] = {name: [] for name in models}
     names = list(models)
-    for round_ in range(rounds + 1):
+    for backend, requests in models.values():
+        backend.complete(list(requests[:1]))  # a warm-up: lazy loads and first-call caches, not timed
+    for round_ in range(1, rounds + 1):
         # Each round starts with another model, so a burst of load on the machine falls on each in turn.
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             backend, requests = models[name]
@@ -31,6 +33,6 @@ def measure_throughput(models: Mapping[str, tuple[Backend, Sequence[Request]]], 
             answers = backend.complete(list(requests))
             wall = clock() - start
             produced = sum(a.usage.output_tokens for a in answers if isinstance(a, Response))
-            if round_ and produced and wall > 0:  # round 0 warms caches and lazy loads up
+            if produced and wall > 0:
                 samples[name].append(produced / wall)
     return {name: statistics.median(values) if values else None for name, values in samples.items()}
