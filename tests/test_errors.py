@@ -1,7 +1,5 @@
 """Bad input: one clear line each, before any model is called."""
 
-import json
-
 import pytest
 
 

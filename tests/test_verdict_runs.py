@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from openai_server import chat_server
-from pytest_llmswap.cost import RULE_DROP_IN, RULE_TOO_FEW, RULE_WORSE
-from test_verdict import KEY, markdown_row, record, replay, same, verdict_line, word, write_suite
+from pytest_llmswap.cost import RULE_TOO_FEW, RULE_WORSE
+from test_verdict import replay, same, verdict_line, word, write_suite
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TEACHER, STUDENT = EXAMPLES / "models" / "teacher", EXAMPLES / "models" / "student"

@@ -153,7 +153,7 @@ def beyond_tolerance(drift: Drift, tolerance: Tolerance, goldens: Sequence[Respo
 def _shown(value: float, limit: float) -> str:
     """``value`` with 3 decimals, or with more digits where 3 decimals would hide that it is past ``limit``
     (a KL of 9e-05 against 1e-06 is not "0.000 > 1e-06")."""
-    for text in (f"{value:.3f}", f"{value:.3g}", f"{value:.6g}"):
-        if float(text) != limit and (float(text) < limit) == (value < limit):
-            return text
+    for shown in (f"{value:.3f}", f"{value:.3g}", f"{value:.6g}"):
+        if float(shown) != limit and (float(shown) < limit) == (value < limit):
+            return shown
     return repr(value)

@@ -6,7 +6,6 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..results import CaseResult, ModelInfo, RunResults
 from ..summaries import DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, Switching, Verdict
