@@ -10,7 +10,8 @@ import pytest
 
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
 from .reporting import junit_properties, write_reports
-from .session import RECORD_MODES, ItemKey, LlmSwapSession, RunError
+from .run import RECORD_MODES, ItemKey, RunError
+from .session import LlmSwapSession
 from . import progress
 from .options import build_options
 from .progress import Progress

@@ -15,7 +15,8 @@ from pathlib import Path
 from .aggregate import summarize
 from .files import write_text
 from .results import CaseResult, RunResults
-from .session import ItemKey, LlmSwapSession
+from .run import ItemKey
+from .session import LlmSwapSession
 from .summaries import CandidateSummary, Switching, Verdict
 
 

@@ -1,0 +1,272 @@
+"""Judging one test item: the glue between a contract's test function and ``drift.judge``.
+
+:class:`ItemRunner` is the per-item half of :class:`~pytest_llmswap.session.LlmSwapSession`: it runs a case on
+the incumbent (record or replay) or on a candidate, for prompt contracts and application contracts, alone or
+as part of a statistical item, and keeps the outcome in a :class:`~pytest_llmswap.results.CaseResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import appcalls
+from .aggregate import statistical_verdict
+from .checks import describe, make_check
+from .contract import Case, ResolvedContract
+from .drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, judge_candidate
+from .golden import GoldenCase
+from .intercept import candidate_answer
+from .models.executor import Executor
+from .results import CaseResult
+from .run import ALL_CASES, ItemKey, RunOptions
+from .types import ModelCallError, ModelSpec, Request, Response
+
+if TYPE_CHECKING:
+    from .drift.logits import LogitDrift
+
+
+class ItemRunner:
+    """Runs and judges items; the session provides the run's state and its golden and model lookups."""
+
+    options: RunOptions
+    contracts: dict[str, ResolvedContract]
+    results: list[CaseResult]
+    requests: dict[ItemKey, list[Request]]
+    responses: dict[str, Response | ModelCallError]
+    executor: Executor
+    semantic: Any
+    logits: dict[ItemKey, LogitDrift]
+    app_recording: set[ItemKey]
+    _golden_passes: dict[tuple[str, str], int]
+    _app_mismatch: dict[tuple[str, str], str]
+
+    if TYPE_CHECKING:  # provided by LlmSwapSession
+        def golden(self, key: ItemKey) -> GoldenCase | None: ...
+        def _contract_case(self, key: ItemKey) -> tuple[ResolvedContract, Case]: ...
+        def _candidate(self, name: str) -> ModelSpec: ...
+        def _min_pass_rate(self, resolved: ResolvedContract) -> float | None: ...
+        def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None: ...
+
+    def run_item(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """Run the contract's checks for one item, record the outcome, raise if the item fails."""
+        if key.case_id == ALL_CASES:
+            self._run_statistical(key, fn, kwargs)
+        else:
+            self._run_case(key, fn, kwargs)
+
+    def _run_statistical(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """Every case of the contract on one model row, judged together on the confidence bound of the rate."""
+        contract = self.contracts[key.nodeid]
+        start = len(self.results)
+        for case in contract.cases:
+            call = {**kwargs, "case": dict(case.variables)} if "case" in kwargs else dict(kwargs)
+            try:
+                self._run_case(ItemKey(key.nodeid, case.id, key.model), fn, call)
+            except (Exception, pytest.fail.Exception):
+                pass  # the case's outcome is in its result; the item is judged on all of them below
+        verdict = statistical_verdict(self.results[start:], self._min_pass_rate(contract) or 0.0,
+                                      contract.contract.max_regression_rate, self.options.settings.alpha)
+        if not verdict.passed:
+            pytest.fail(verdict.message, pytrace=False)
+
+    def _run_case(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        app = self.contracts[key.nodeid].contract.app
+        if key.model is None:
+            (self._run_app_incumbent if app else self._run_incumbent)(key, fn, kwargs)
+        else:
+            (self._run_app_candidate if app else self._run_candidate)(key, fn, kwargs)
+
+    def _run_incumbent(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        if key in self.requests:
+            answers = [self.responses.get(r.key) for r in self.requests[key]]
+            errors = [a for a in answers if not isinstance(a, Response)]
+            if errors:
+                result.call_error = str(errors[0])
+                self._fail(result, f"recording failed: {errors[0]}")
+            responses = [a for a in answers if isinstance(a, Response)]
+        else:
+            responses = self._require_golden(key, case, result).responses
+        outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
+        result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
+        for sample in result.golden[1:]:
+            sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
+        self._set_golden_passes(key, result, sum(o.passed for o in outcomes))
+        if key in self.requests:
+            self._record(key, result.golden)
+        failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
+        result.passed = not failures
+        if failures:
+            i, exc = failures[0]
+            result.check_message = describe(exc)
+            if len(outcomes) > 1:
+                exc.args = (f"sample {i + 1} of {len(outcomes)}: {describe(exc)}",)
+            raise exc
+
+    def _run_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        golden = self._require_golden(key, case, result)
+        goldens = golden.responses
+        result.golden = golden.samples
+        check = make_check(contract, case.messages[-1][1], fn, kwargs)
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
+            self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
+        self._set_golden_passes(key, result, self._golden_passes[case_key])
+        answer = self.responses.get(self.requests[key][0].key)
+        if not isinstance(answer, Response):
+            result.call_error = str(answer)
+            self._fail(result, f"model call failed: {answer}")
+        result.output = answer.to_dict()
+        if answer.truncated:
+            result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
+        judgement = judge_candidate(
+            check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.semantic,
+            extra=self._logit_scorers(key))
+        self._judged(result, judgement)
+
+    def _judged(self, result: CaseResult, judgement: Judgement) -> None:
+        """Keep a candidate item's judgement in its result; fail the item on a failed check or broken tolerance."""
+        drift = judgement.drift
+        result.candidate_passed = judgement.candidate.passed
+        result.flip = judgement.flip
+        result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
+        result.notes.update(drift.notes)
+        result.exceeded, result.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
+        result.passed = judgement.candidate.passed and not result.exceeded
+        if judgement.candidate.failure is not None:
+            result.check_message = describe(judgement.candidate.failure)
+            raise judgement.candidate.failure
+        if result.exceeded:
+            pytest.fail("drift beyond tolerance: " + "; ".join(result.exceeded), pytrace=False)
+
+    def _run_app_incumbent(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """A contract without a prompt on the incumbent: record its application's calls, or replay them."""
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        if key in self.app_recording:
+            answer, model = self._incumbent_answer()
+            runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty)
+                    for _ in range(self.options.samples)]
+            errors = [r.call_error for r in runs if r.call_error]
+            if errors:
+                result.call_error = errors[0]
+                self._fail(result, f"recording failed: {errors[0]}")
+            samples = [dict(appcalls.sample(r, contract.contract.output), passed=r.passed) for r in runs]
+            self._record(key, samples)
+        else:
+            golden = self._require_golden(key, case, result)
+            runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in golden.samples]
+            samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
+        result.golden = samples
+        result.prompt = appcalls.first_prompt(runs[0])
+        result.notes["calls"] = appcalls.calls_note(runs[0])
+        self._set_golden_passes(key, result, sum(r.passed for r in runs))
+        failures = [r.failure for r in runs if r.failure is not None]
+        result.passed = not failures
+        if failures and appcalls.is_mismatch(failures[0]):  # one line: the call, and the command to re-record
+            self._fail(result, str(failures[0]))
+        if failures:
+            result.check_message = describe(failures[0])
+            raise failures[0]
+
+    def _app_record_command(self, key: ItemKey) -> str:
+        """The command that re-records an application contract: ``all``, since its goldens are not stale
+        by prompt (the prompts live in the application); without ``--incumbent-model`` the app's model answers."""
+        spec = self.options.incumbent
+        incumbent = f" --incumbent-model {spec.name}" if spec is not None else ""
+        return f"pytest{incumbent} --llmswap-record all {key.nodeid}"
+
+    def _run_app_candidate(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        """A contract without a prompt on a candidate: the application's calls go to the candidate."""
+        contract, case = self._contract_case(key)
+        result = self._result(key)
+        golden = self._require_golden(key, case, result)
+        result.golden = golden.samples
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
+            command = self._app_record_command(key)
+            replays = [appcalls.replay(fn, kwargs, s, command) for s in golden.samples]
+            self._golden_passes[case_key] = sum(r.passed for r in replays)
+            mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
+            if mismatch is not None:
+                self._app_mismatch[case_key] = str(mismatch)
+        self._set_golden_passes(key, result, self._golden_passes[case_key])
+        if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
+            self._fail(result, self._app_mismatch[case_key])
+        spec = self._candidate(key.model)  # type: ignore[arg-type]
+        backend = None if spec.kind == "litellm" else self.executor.backend(spec)
+        answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution), self.executor.cache,
+                                 spec.identity)
+        run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
+        if run.call_error:
+            result.call_error = run.call_error
+            self._fail(result, f"model call failed: {run.call_error}")
+        result.output = appcalls.sample(run, contract.contract.output)
+        result.prompt = appcalls.first_prompt(run)
+        result.notes["calls"] = appcalls.calls_note(run)
+        judgement = judge_candidate(
+            lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
+            Response.from_dict(result.output), tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.semantic,
+            extra=[appcalls.tool_scorer(golden.samples[0], run)])
+        self._judged(result, judgement)
+
+    def _incumbent_answer(self) -> tuple[Any, str]:
+        """Who answers an application's calls when recording: ``--incumbent-model``, else the app's own model."""
+        spec = self.options.incumbent
+        if spec is None:
+            return None, "the application's model"
+        return candidate_answer(spec, None if spec.kind == "litellm" else self.executor.backend(spec),
+                                self.options.execution), spec.name
+
+    @staticmethod
+    def _set_golden_passes(key: ItemKey, result: CaseResult, passes: int) -> None:
+        result.golden_passes = passes
+        result.golden_passed = 2 * passes > len(result.golden) if result.golden else None
+
+    def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
+        """The item's golden; the item fails, saying how to record one, when there is none or it is stale."""
+        golden = self.golden(key)
+        if golden is None:
+            against = "" if key.model is None else f" to compare {key.model} against"
+            self._fail(result, f"no golden for case {key.case_id!r}{against}; record it with: "
+                               f"{self.options.record_command} {key.nodeid}")
+        if golden.prompt_hash != case.prompt_hash:
+            message = (f"stale golden for case {key.case_id!r}: the prompt changed since it was recorded; "
+                       f"re-record it with: {self.options.record_command} {key.nodeid}")
+            if self.options.settings.stale_goldens == "fail":
+                self._fail(result, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
+            result.notes["golden"] = message
+        return golden
+
+    def _logit_scorers(self, key: ItemKey) -> list[ExtraScorer]:
+        """The item's teacher-forced KL and top-1 agreement, computed for the whole run in :meth:`_prepare`."""
+        drift = self.logits.get(key)
+        if drift is None:
+            return []
+
+        def score(golden: Response) -> tuple[dict[str, float | None], dict[str, str]]:
+            notes = {} if drift.applicable else {"kl": drift.reason, "top1": drift.reason}
+            return {"kl": drift.mean_kl, "kl_max": drift.max_kl, "top1": drift.top1_agreement}, notes
+
+        return [score]
+
+    def _result(self, key: ItemKey) -> CaseResult:
+        contract, case = self._contract_case(key)
+        result = CaseResult(contract=key.nodeid, case_id=key.case_id, candidate=key.model,
+                            variables=case.variables, prompt=case.messages[-1][1] if case.messages else "")
+        self.results.append(result)
+        return result
+
+    @staticmethod
+    def _fail(result: CaseResult, message: str) -> Any:
+        result.passed = False
+        result.failure = message
+        pytest.fail(message, pytrace=False)

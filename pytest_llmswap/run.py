@@ -1,0 +1,47 @@
+"""The plain types of one run: which item is which, what was asked for, and the error for bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models.executor import ExecutionSettings
+from .settings import Settings
+from .types import ModelSpec
+
+RECORD_MODES = ("new", "all")
+#: The case id of a statistical contract's item: it stands for every case of the contract on one model row.
+ALL_CASES = "*"
+
+
+class RunError(Exception):
+    """Bad input found before any model call: shown as one line and the run stops."""
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """Identifies one test item: a contract's case on a model (``model`` None is the incumbent row)."""
+
+    nodeid: str
+    case_id: str
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line and ini asked for."""
+
+    incumbent: ModelSpec | None = None
+    candidates: tuple[ModelSpec, ...] = ()
+    record: str | None = None
+    samples: int = 1
+    cache_dir: Path | None = None
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    run_id: str = ""
+    settings: Settings = field(default_factory=Settings)
+    record_command: str = "pytest --incumbent-model SPEC --llmswap-record new"
+    report_html: Path | None = None
+    report_json: Path | None = None
+    report_markdown: Path | None = None
+    report_logprobs: bool = False
+    prune: bool = False
