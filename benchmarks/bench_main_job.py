@@ -21,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_scale import bench_env, pytest_cmd, run
+from bench_scale import run
+from measure import bench_env, pytest_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = ["examples", "--incumbent-model", "teacher", "--candidate-model", "teacher-bf16",

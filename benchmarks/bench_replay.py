@@ -11,13 +11,11 @@ Run: env -u PYTHONDONTWRITEBYTECODE python benchmarks/bench_replay.py
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import interleaved, pytest_cmd, timed
 
 N = 1000
 ROUNDS = 5
@@ -46,16 +44,7 @@ def test_contract(output, case):
 
 def run(args: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one pytest process."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"pytest {' '.join(args)} failed:\n{out.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return timed(pytest_cmd(args), cwd)
 
 
 def main() -> None:
@@ -75,13 +64,7 @@ def main() -> None:
         }
         for args in runs.values():  # warm-up: compile .pyc files and fill the response cache
             run(args, root)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        mems: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(ROUNDS):
-            for name, args in runs.items():
-                wall, rss = run(args, root)
-                times[name].append(wall)
-                mems[name].append(rss)
+        times, mems = interleaved({k: (lambda a=a: run(a, root)) for k, a in runs.items()}, ROUNDS)
     base = statistics.median(times["bare pytest, 1,000 trivial tests"])
     print(f"| run | wall, median of {ROUNDS} | vs bare | peak RSS |")
     print("|---|---|---|---|")

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import bench_env, interleaved, pytest_cmd, timed
 
 from pytest_llmswap import llm_contract
 
@@ -53,26 +53,9 @@ def statistical_supported() -> bool:
     return "min_pass_rate" in inspect.signature(llm_contract).parameters
 
 
-def bench_env() -> dict[str, str]:
-    """This environment without PYTHONDONTWRITEBYTECODE: users keep .pyc files."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def pytest_cmd(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
-
-
 def run(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one pytest process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(pytest_cmd(args), cwd=cwd, env=bench_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in ok:
-        raise SystemExit(f"pytest {' '.join(args)} failed:\n{out.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return timed(pytest_cmd(args), cwd, ok=ok)
 
 
 def make_suites(root: Path, n: int) -> dict[str, list[str]]:
@@ -98,13 +81,7 @@ def measure(n: int, rounds: int) -> None:
         runs = make_suites(root, n)
         for args in runs.values():  # warm-up: .pyc files and the response store
             run(args, root)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        mems: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(rounds):
-            for name, args in runs.items():
-                wall, rss = run(args, root)
-                times[name].append(wall)
-                mems[name].append(rss)
+        times, mems = interleaved({k: (lambda a=a: run(a, root)) for k, a in runs.items()}, rounds)
     # Ratios per round (the runs of a round shared the machine's load), then their median.
     ratios = {k: statistics.median(t / b for t, b in zip(times[k], times["bare"])) for k in runs}
     for name in runs:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import bench_env, timed
 
 SCORE = """
 import sys
@@ -51,17 +51,9 @@ print(len(scores))
 
 def run(mode: str, n: int, cache: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one scoring process."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = bench_env()
     env.setdefault("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", SCORE, mode, str(n), str(cache)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{mode} failed:\n{out.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return timed([sys.executable, "-c", SCORE, mode, str(n), str(cache)], env=env)
 
 
 def main() -> int:
