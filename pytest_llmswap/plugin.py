@@ -194,7 +194,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None:
         workeroutput[WORKER_RESULTS] = state.export()
         return
-    state.report = write_reports(state)
+    try:
+        state.report = write_reports(state)
+    except Exception as exc:  # noqa: BLE001 - the end of a run never ends in a traceback; say it in one line
+        state.errors.append(f"pytest-llmswap could not summarise this run ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}); please report it with the run's output")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return
     unused = state.report.results.unused_goldens
     if unused and full_run and not state.options.prune:
         line = (f"{len(unused)} unused golden(s) (no collected case uses them): remove them with "

@@ -235,3 +235,20 @@ def test_junit_xml_carries_model_flip_and_drift_metrics(suite):
     assert props["test_contract[a-mirror]"]["llmswap_case"] == "a"
     assert props["test_contract[a-mirror]"]["llmswap_flip"] == "none"
     assert float(props["test_contract[a-mirror]"]["llmswap_edit"]) == 1.0  # echo answers the golden exactly
+
+
+def test_a_failure_while_summarising_is_one_line_not_a_traceback(suite, monkeypatch):
+    import pytest_llmswap.reporting as reporting
+
+    pytester = suite()
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
+
+    def broken(results):
+        raise ValueError("summaries went wrong\nsecond line")
+
+    monkeypatch.setattr(reporting, "summarize", broken)
+    result = pytester.runpytest("--candidate-model", "mirror=echo")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["ERROR pytest-llmswap could not summarise this run (ValueError: summaries went "
+                                 "wrong); please report it with the run's output"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
