@@ -82,7 +82,7 @@ def test_regressions_have_a_word_diff_and_the_prompt(page):
 def test_methodology_names_resolved_models_and_time(page):
     methodology = page[page.index('id="methodology"'):]
     for text in ("gpt-4o-2024-08-06", "claude-haiku-4-5-20251001", "gpu_hour_usd = 2.5", "2026-05-01T12:00:00",
-                 "McNemar", "Noise floor", "Break-even"):
+                 "exchangeability test", "Noise floor", "Break-even"):
         assert text in methodology
 
 

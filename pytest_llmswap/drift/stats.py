@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,47 +17,6 @@ import numpy as np
 
 #: Upper bound on resamples x values drawn at once, so a large suite never allocates gigabytes.
 _BOOTSTRAP_CHUNK_CELLS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Flips:
-    """Counts of the 2x2 table of paired verdicts (golden check result x candidate check result)."""
-
-    n: int
-    both_passed: int
-    both_failed: int
-    regressions: int  # passed on the golden, failed on the candidate
-    improvements: int  # failed on the golden, passed on the candidate
-
-    @property
-    def golden_pass_rate(self) -> float | None:
-        return None if self.n == 0 else (self.both_passed + self.regressions) / self.n
-
-    @property
-    def candidate_pass_rate(self) -> float | None:
-        return None if self.n == 0 else (self.both_passed + self.improvements) / self.n
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "golden_pass_rate": self.golden_pass_rate,
-                "candidate_pass_rate": self.candidate_pass_rate}
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """Exact McNemar test: a binomial test on the discordant pairs with p = 1/2.
-
-    ``p_worse`` is one-sided (H1: the candidate passes fewer checks than the incumbent, i.e. regressions
-    outnumber improvements); ``p_two_sided`` tests for any difference.
-    """
-
-    regressions: int
-    improvements: int
-    discordant: int
-    p_worse: float
-    p_two_sided: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -73,41 +32,6 @@ class Interval:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _paired(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
-    g = np.asarray(golden_passed, dtype=bool)
-    c = np.asarray(candidate_passed, dtype=bool)
-    if g.shape != c.shape or g.ndim != 1:
-        raise ValueError(f"paired verdicts must be two flat sequences of one length, got {g.shape} and {c.shape}")
-    return g, c
-
-
-def flips(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> Flips:
-    """Regression and improvement flips from paired per-case verdicts."""
-    g, c = _paired(golden_passed, candidate_passed)
-    return Flips(
-        n=int(g.size),
-        both_passed=int(np.sum(g & c)),
-        both_failed=int(np.sum(~g & ~c)),
-        regressions=int(np.sum(g & ~c)),
-        improvements=int(np.sum(~g & c)),
-    )
-
-
-def mcnemar_exact(golden_passed: Sequence[bool], candidate_passed: Sequence[bool]) -> McNemar:
-    """Exact McNemar test on paired verdicts; with no discordant pair both p-values are 1."""
-    f = flips(golden_passed, candidate_passed)
-    b, c = f.regressions, f.improvements
-    if b + c == 0:
-        return McNemar(b, c, 0, 1.0, 1.0)
-    # scipy.stats takes ~0.5 s to import: paid only when there is a discordant pair to test.
-    from scipy import stats as _st
-
-    # Under H0 each discordant case is a regression with probability 1/2.
-    p_worse = _st.binomtest(b, b + c, 0.5, alternative="greater").pvalue
-    p_two = _st.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
-    return McNemar(b, c, b + c, float(p_worse), float(p_two))
 
 
 def bootstrap_mean(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000,
@@ -151,16 +75,33 @@ def clopper_pearson(events: int, n: int, *, confidence: float = 0.95) -> Interva
     """Exact (Clopper-Pearson) two-sided interval for a rate ``events / n``.
 
     With zero events the upper bound is ``1 - ((1 - confidence) / 2) ** (1 / n)``, never 0: a small suite
-    with no regression cannot claim that regressions are impossible.
+    with no regression cannot claim that regressions are impossible. The bounds are where the binomial tails
+    equal ``(1 - confidence) / 2``, found by bisection to double precision (scipy would add a second of import
+    to every candidate run for the same numbers; tests/test_stats.py checks them against scipy).
     """
     if n <= 0 or not 0 <= events <= n:
         raise ValueError(f"need 0 <= events <= n and n > 0, got {events}/{n}")
-    # scipy.special alone: scipy.stats would add a second and ~45 MiB to every candidate run.
-    from scipy.special import betaincinv
-
     tail = (1 - confidence) / 2
-    low = 0.0 if events == 0 else float(betaincinv(events, n - events + 1, tail))
-    high = 1.0 if events == n else float(betaincinv(events + 1, n - events, 1 - tail))
+    i = np.arange(n + 1)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log((n - i[1:] + 1) / i[1:]))))
+
+    def at_most(k: int, p: float) -> float:  # P(X <= k) for X ~ Binomial(n, p), 0 < p < 1
+        logs = log_choose[: k + 1] + i[: k + 1] * math.log(p) + (n - i[: k + 1]) * math.log1p(-p)
+        top = logs.max()
+        return float(np.exp(logs - top).sum() * math.exp(top))
+
+    def solve(target: Callable[[float], float]) -> float:  # the p in (0, 1) where a decreasing target is 0
+        low, high = 0.0, 1.0
+        for _ in range(200):
+            mid = (low + high) / 2
+            if mid in (low, high):
+                break
+            low, high = (mid, high) if target(mid) > 0 else (low, mid)
+        return (low + high) / 2
+
+    # Both targets fall as p rises: P(X >= events) rises, P(X <= events) falls.
+    low = 0.0 if events == 0 else solve(lambda p: tail - (1 - at_most(events - 1, p)))
+    high = 1.0 if events == n else solve(lambda p: at_most(events, p) - tail)
     return Interval(events / n, low, high, confidence, "clopper-pearson", n)
 
 
