@@ -33,6 +33,7 @@ _patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
 _wrappers: dict[int, tuple[Any, Any]] = {}  # id(wrapper) -> (wrapper, original)
 _reference_names: dict[int, tuple[int, tuple[str, ...]]] = {}  # id(module namespace) -> (its size, names)
 _scanned_at_install: set[int] = set()  # namespaces present when the patches went in
+_app_modules_cache: tuple[int, list[Any]] = (-1, [])  # (len(sys.modules) when listed, the modules)
 # Modules that hold the originals on purpose: litellm calls its own completion, the SDK its own create.
 _OWN = ("litellm", "openai", "pytest_llmswap.intercept")
 
@@ -309,8 +310,13 @@ _PATCHERS: dict[str, Callable[[Any], None]] = {
 
 
 def _app_modules() -> list[Any]:
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and name.split(".")[0] not in _OWN and not name.startswith(_OWN[-1])]
+    """Every loaded module but litellm's, openai's and this package's (remembered while none is imported)."""
+    global _app_modules_cache
+    if _app_modules_cache[0] != len(sys.modules):
+        _app_modules_cache = (len(sys.modules), [
+            m for name, m in list(sys.modules.items())
+            if m is not None and name.split(".")[0] not in _OWN and not name.startswith(_OWN[-1])])
+    return _app_modules_cache[1]
 
 
 def _patch_references(replace: dict[int, tuple[Any, Any]]) -> None:
