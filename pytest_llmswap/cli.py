@@ -93,7 +93,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         if not paths:
             raise CliError(f"every shard is missing ({', '.join(missing)})")
     merged = merge_results(paths)
-    _write(args.output, json.dumps(merged.to_dict(), indent=1, ensure_ascii=False))
+    _write(args.output, json.dumps(merged.to_dict(), separators=(",", ":"), ensure_ascii=False))
     print(f"merged {len(paths)} files, {len(merged.cases)} case rows -> {args.output}", file=sys.stderr)
     return 0
 

@@ -96,7 +96,8 @@ def write_reports(state: LlmSwapSession) -> RunReport:
     options = state.options
     if options.report_json:
         _write(report, "JSON", options.report_json,
-               lambda: json.dumps(results.to_dict(logprobs=options.report_logprobs), indent=1, sort_keys=True) + "\n")
+               lambda: json.dumps(results.to_dict(logprobs=options.report_logprobs), separators=(",", ":"),
+                                  sort_keys=True) + "\n")
     if options.report_html and results.summaries.candidates:
         from .report.html import render_html
 

@@ -8,6 +8,8 @@ cases (per candidate, switching cost, verdicts) are typed too: :mod:`.summaries`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -114,10 +116,17 @@ class RunResults:
         """The JSON file's content; per-token log-probs are left out unless ``logprobs`` (they are most of the
         bytes, and KL is already computed)."""
         data = asdict(self)
-        if not logprobs:
-            for case in data["cases"]:
+        # A case's golden samples repeat on every candidate row: the file holds each set once, by reference.
+        samples: dict[str, list[dict[str, Any]]] = {}
+        for case in data["cases"]:
+            if not logprobs:
                 for answer in (*case["golden"], case["output"] or {}):
                     answer.pop("logprobs", None)
+            if case["golden"]:
+                ref = hashlib.sha256(json.dumps(case["golden"], sort_keys=True, default=str).encode()).hexdigest()[:16]
+                samples.setdefault(ref, case["golden"])
+                case["golden"] = ref
+        data["golden_samples"] = samples
         return data
 
     @classmethod
@@ -130,7 +139,10 @@ class RunResults:
                 f"{source}: results format version {version} is not supported (this pytest-llmswap reads "
                 f"version {RESULTS_FORMAT_VERSION}); re-run the suite or upgrade pytest-llmswap")
         try:
-            return from_plain(cls, data)
+            samples = data.get("golden_samples") or {}
+            cases = [dict(c, golden=samples[c["golden"]]) if isinstance(c.get("golden"), str) else c
+                     for c in data.get("cases", [])]
+            return from_plain(cls, {**data, "cases": cases})
         except (KeyError, TypeError, ValueError) as exc:
             raise ResultsFormatError(f"{source}: malformed results file ({exc})") from None
 

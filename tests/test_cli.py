@@ -259,3 +259,11 @@ def test_ci_example_merges_the_shards_that_exist_and_names_a_crashed_one(tmp_pat
     assert "**pytest-llmswap:**" in text and (tmp_path / "llmswap-report.html").exists()
     failed = subprocess.run(["bash", "-e", "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert failed.returncode == 1 and "shard 1 left no results" in failed.stdout
+
+
+def test_results_file_holds_each_cases_golden_once_and_reads_back_losslessly(single):
+    data = single.to_dict()
+    refs = {c["golden"] for c in data["cases"]}
+    assert all(isinstance(r, str) for r in refs) and set(data["golden_samples"]) == refs
+    assert len(refs) < len(data["cases"])  # three candidate rows share each case's golden
+    assert RunResults.from_dict(json.loads(json.dumps(data))).cases == single.cases
