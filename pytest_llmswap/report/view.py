@@ -46,7 +46,10 @@ def number(value: float | None, digits: int = 3) -> str:
 
 
 def seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f} s"
+    """Seconds with two decimals; under 0.1 s in milliseconds, so a fast local model does not read "0.00 s"."""
+    if value is None:
+        return "—"
+    return f"{value * 1000:.2g} ms" if value < 0.1 else f"{value:.2f} s"
 
 
 def months(switching: Switching | None) -> str:
