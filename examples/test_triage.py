@@ -3,6 +3,10 @@
 Replay it offline with `pytest examples`; compare candidates with
 `pytest examples --candidate-model teacher-bf16 --candidate-model teacher-int8 --candidate-model student`
 (the models are configured in this repository's pyproject.toml).
+
+The goldens were recorded with `pytest examples/test_triage.py --incumbent-model teacher --llmswap-record all`:
+one sample per case, because the teacher decodes greedily, so K samples would be K copies of one answer (for
+an incumbent that samples, record K >= 3 with `--llmswap-samples K` to measure its noise floor).
 """
 
 from pytest_llmswap import llm_contract
