@@ -36,14 +36,15 @@ def spec(name: str, gpu_hour: float | None = 1.0, target: str = "m") -> ModelSpe
     return ModelSpec(name, "hf", target, prices=Prices(gpu_hour_usd=gpu_hour) if gpu_hour is not None else None)
 
 
-def test_median_of_timed_rounds_ignores_the_warm_up_and_a_slow_round():
+def test_the_fastest_timed_round_counts_not_the_warm_up_nor_a_slowed_round():
     clock = Clock()
-    fast = FakeBackend(clock, tokens=10, seconds=0.1, slow_calls=(1, 3))  # warm-up and one timed round are slow
+    # The warm-up and two of the three timed rounds are slowed by load: a median would take a slowed one.
+    fast = FakeBackend(clock, tokens=10, seconds=0.1, slow_calls=(1, 3, 4))
     slow = FakeBackend(clock, tokens=10, seconds=0.4)
     reqs = [Request(spec("a"), (("user", "q"),))] * 4
     measured = measure_throughput({"a": (fast, reqs), "b": (slow, reqs)}, rounds=3, clock=clock)
-    assert fast.calls == slow.calls == 4  # one warm-up round and three timed ones
-    # 40 tokens in 0.4 s and in 1.6 s: the slow round is not the median
+    assert fast.calls == slow.calls == 4  # one warm-up call and three timed rounds
+    # 40 tokens in 0.4 s and in 1.6 s: a round slowed by load does not count
     assert measured == {"a": pytest.approx(100.0), "b": pytest.approx(25.0)}
 
 
