@@ -92,7 +92,7 @@ def _check_callable(spec: ModelSpec) -> None:
 
         check_spec(spec)
     elif spec.kind == "hf":
-        from .models.hf import check_spec as check_hf
+        from .models.hf_spec import check_spec as check_hf
         from .models.hf_sampling import check_hf_params
 
         try:

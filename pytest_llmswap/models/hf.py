@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -20,38 +19,17 @@ from ..progress import quiet_libraries
 from ..types import ModelCallError, ModelSpec, Request, Response, TokenLogprob, Usage
 from .base import AnswerCallback, reject_empty
 from .hf_sampling import RowSampler, check_hf_params, decoding
+from .hf_spec import check_folder, check_spec, hub_reachable, is_local, validate_hf_options
 
 __all__ = ["HFBackend", "check_hf_params", "check_spec", "validate_hf_options"]
 
 if TYPE_CHECKING:
     import numpy as np
 
-DTYPES = ("float32", "bfloat16", "float16")
-QUANTS = ("int8", "int8-dynamic", "bnb8", "bnb4")
-DEVICES = ("cpu", "cuda", "auto")
-INT_OPTIONS = {"batch_size": 1, "max_new_tokens": 1, "top_k_logprobs": 0}  # name -> smallest allowed value
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_MAX_NEW_TOKENS = 128
 DEFAULT_TOP_K_LOGPROBS = 5
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
-
-
-def validate_hf_options(options: dict[str, str]) -> None:
-    """Reject an unknown ``hf:`` option or a bad value with one line naming it and the allowed values."""
-    choices = {"dtype": DTYPES, "quant": QUANTS, "device": DEVICES}
-    for key, value in options.items():
-        if key in choices:
-            if value not in choices[key]:
-                raise ValueError(f"hf option {key}={value!r} is not one of {', '.join(choices[key])}")
-        elif key in INT_OPTIONS:
-            low = INT_OPTIONS[key]
-            if not value.isdigit() or int(value) < low:
-                raise ValueError(f"hf option {key}={value!r} must be an integer >= {low}")
-        else:
-            allowed = ", ".join([*choices, *INT_OPTIONS])
-            raise ValueError(f"unknown hf option {key!r}; allowed options: {allowed}")
-    if options.get("quant") in ("bnb8", "bnb4") and options.get("device") == "cpu":
-        raise ValueError(f"hf option quant={options['quant']} needs device=cuda or auto (bitsandbytes is CUDA only)")
 
 
 @dataclass
@@ -67,45 +45,6 @@ class _Loaded:
 _CACHE: dict[tuple[str, str, str, str], _Loaded] = {}
 _CACHE_LOCK = threading.Lock()
 _HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def _is_local(target: str) -> bool:
-    return Path(target).expanduser().exists() or target.startswith((".", "/", "~")) or target.count("/") > 1 \
-        or "\\" in target
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _check_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        raise ModelCallError(f"hf model folder does not exist: {folder}")
-    if not (folder / "config.json").is_file():
-        raise ModelCallError(f"hf model folder has no config.json (not a transformers checkpoint): {folder}")
-    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-    if not any((folder / name).is_file() for name in tokenizer_files):
-        raise ModelCallError(f"hf model folder has no tokenizer ({', '.join(tokenizer_files)}): {folder}")
-
-
-def check_spec(spec: ModelSpec) -> None:
-    """Fail before any test runs when the folder is not a checkpoint or CUDA is asked for and absent.
-
-    Imports torch only when the spec asks for CUDA.
-    """
-    if _is_local(spec.target):
-        _check_folder(Path(spec.target).expanduser().resolve())
-    options = spec.option_dict
-    if options.get("device") == "cuda" or options.get("quant") in ("bnb8", "bnb4"):
-        import torch
-
-        if not torch.cuda.is_available():
-            asked = f"quant={options['quant']}" if options.get("quant") in ("bnb8", "bnb4") else "device=cuda"
-            raise ModelCallError(f"hf model {spec.target}: {asked} needs a CUDA GPU and torch sees none")
 
 
 def _weights_digest(folder: Path) -> str:
@@ -135,15 +74,15 @@ def _load_loudly(target: str, dtype: str, quant: str, device: str) -> _Loaded:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if _is_local(target):
+    if is_local(target):
         folder = Path(target).expanduser().resolve()
-        _check_folder(folder)
+        check_folder(folder)
         source, local_only = str(folder), True
     else:
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
         source, local_only = target, offline
         # huggingface_hub retries with long timeouts when the network is down; fail in seconds instead.
-        if not local_only and not _hub_reachable():
+        if not local_only and not hub_reachable():
             local_only = True
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -176,7 +115,7 @@ def _load_loudly(target: str, dtype: str, quant: str, device: str) -> _Loaded:
     except (OSError, ValueError, ImportError) as exc:
         where = "the local Hugging Face cache (offline, or the hub is unreachable)" if local_only else "the hub"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not _is_local(target):
+        if not is_local(target):
             raise ModelCallError(f"hf model {target!r} is not a local folder and could not be loaded from {where}: "
                                  f"{first}") from None
         raise ModelCallError(f"hf model {target} could not be loaded: {first}") from None
@@ -228,10 +167,10 @@ class HFBackend:
 
         The folder's name, not its path: the weights' digest identifies the checkpoint, and goldens must not
         change with where a checkout lives."""
-        if _is_local(self.spec.target):
+        if is_local(self.spec.target):
             # No load needed for a folder: a cached re-run can name the checkpoint without loading it.
             folder = Path(self.spec.target).expanduser().resolve()
-            _check_folder(folder)
+            check_folder(folder)
             ident = f"hf:{folder.name}@{_weights_digest(folder)}"
         else:
             self.load()

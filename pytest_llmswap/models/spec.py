@@ -80,7 +80,7 @@ def _parse_plain(spec: str, name: str, base: Path | None) -> ModelSpec:
         if base is not None and not Path(path).is_absolute() and (base / path).exists():
             path = str((base / path).resolve())
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
-        from .hf import validate_hf_options  # no heavy import: hf loads torch lazily
+        from .hf_spec import validate_hf_options  # no torch, no transformers
 
         try:
             validate_hf_options(options)
