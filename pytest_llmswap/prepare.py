@@ -3,7 +3,7 @@ throughput, embeddings and teacher-forced logit drift, each batched over the who
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +49,20 @@ def gpu_hour_priced(spec: ModelSpec) -> bool:
     return prices is not None and prices.gpu_hour_usd is not None and not Pricing.of(prices.__dict__).per_token
 
 
-def throughputs(executor: Executor, specs: Sequence[ModelSpec], requests: Sequence[Request]) -> dict[str, float | None]:
+def throughputs(executor: Executor, specs: Sequence[ModelSpec], requests: Sequence[Request],
+                answers: Mapping[str, Response | ModelCallError]) -> dict[str, float | None]:
     """Output tokens per second of each GPU-hour-priced spec, timed side by side on the run's own prompts.
 
-    One measurement per checkpoint: the same model under two names (or as the incumbent) shares it.
+    One measurement per checkpoint: the same model under two names (or as the incumbent) shares it. A model
+    whose every call of this run failed is not timed (it stays unpriced): calling a server that is down again
+    for the calibration would only wait out its timeouts and retries.
     """
     from .models.throughput import measure_throughput
 
-    priced = [s for s in specs if gpu_hour_priced(s)]
+    asked: dict[str, bool] = {}  # model identity -> whether any of its calls of this run was answered
+    for req in requests:
+        asked[req.model.identity] = asked.get(req.model.identity, False) or isinstance(answers.get(req.key), Response)
+    priced = [s for s in specs if gpu_hour_priced(s) and asked.get(s.identity, True)]
     if not priced:
         return {}
     prompts = sorted({(r.messages, r.params) for r in requests})[:CALIBRATION_PROMPTS]

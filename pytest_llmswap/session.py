@@ -173,7 +173,7 @@ class LlmSwapSession(ItemRunner):
     def _prepare(self, requests: list[Request]) -> None:
         """Throughput, logit drift and embeddings for the whole run, before the first item."""
         specs = [s for s in (self.options.incumbent, *self.options.candidates) if s is not None]
-        self.throughput = throughputs(self.executor, specs, requests)
+        self.throughput = throughputs(self.executor, specs, requests, self.responses)
         answered = [(key, self.golden(key), self.responses.get(reqs[0].key))
                     for key, reqs in self.requests.items() if key.model is not None]
         answered = [(k, g, a) for k, g, a in answered if g is not None and isinstance(a, Response)]

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_llmswap.models.throughput import measure_throughput
 from pytest_llmswap.prepare import throughputs
-from pytest_llmswap.types import ModelSpec, Prices, Request, Response, Usage
+from pytest_llmswap.types import ModelCallError, ModelSpec, Prices, Request, Response, Usage
 
 
 class Clock:
@@ -76,6 +76,23 @@ def test_one_checkpoint_under_two_names_is_measured_once_and_unpriced_models_not
 
     twins = [spec("teacher"), spec("teacher-copy"), spec("api", gpu_hour=None, target="other")]
     requests = [Request(twins[0], (("user", f"q{i}"),)) for i in range(20)]
-    measured = throughputs(Exec(), twins, requests)  # type: ignore[arg-type]
+    answers = {r.key: Response("x") for r in requests}
+    measured = throughputs(Exec(), twins, requests, answers)  # type: ignore[arg-type]
     assert set(measured) == {"teacher", "teacher-copy"} and measured["teacher"] == measured["teacher-copy"]
     assert len(backends) == 1 and next(iter(backends.values())).calls == 4
+
+
+def test_a_model_whose_every_call_failed_is_not_called_again_for_timing():
+    clock = Clock()
+    backends: dict[str, FakeBackend] = {}
+
+    class Exec:
+        def backend(self, s: ModelSpec) -> FakeBackend:
+            return backends.setdefault(s.name, FakeBackend(clock, 5, 0.05))
+
+    down, up, incumbent = spec("down", target="d"), spec("up", target="u"), spec("inc", target="i")
+    requests = [Request(m, (("user", f"q{i}"),)) for m in (down, up) for i in range(3)]
+    answers = {r.key: (ModelCallError("503") if r.model is down else Response("x")) for r in requests}
+    measured = throughputs(Exec(), [incumbent, down, up], requests, answers)  # type: ignore[arg-type]
+    assert set(measured) == {"inc", "up"}  # the replayed incumbent made no call in this run: it is still timed
+    assert "down" not in backends
