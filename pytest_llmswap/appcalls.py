@@ -19,6 +19,7 @@ import pytest
 
 from .intercept import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, records_from_json,
                         records_to_json, summarize, tool_call_agreement)
+from .models.base import empty_answer_message
 from .models.cache import ResponseCache
 from .types import ModelCallError, Response, Usage
 
@@ -58,8 +59,7 @@ class _Guarded:
                                    if str(exc).strip() else f"{self.model}: {type(exc).__name__}")
             raise
         if not self.allow_empty and not response.get("text") and not response.get("tool_calls"):
-            message = (f"{self.model}: the model returned an empty answer; an empty answer is a failed call, "
-                       "never a golden; if the contract expects empty output, set allow_empty=True")
+            message = empty_answer_message(self.model, "no text and no tool call")
             with self._lock:
                 self.errors.append(message)
             raise ModelCallError(message)

@@ -99,11 +99,17 @@ def make_router(litellm: Any, spec: ModelSpec) -> Any | None:
 
 def completion(spec: ModelSpec, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
     """One synchronous litellm completion of ``spec``, through its Router when it lists ``api_bases``."""
-    litellm = import_litellm()
-    router = make_router(litellm, spec)
+    router = _sync_router(spec)
     if router is None:
-        return litellm.completion(model=spec.target, messages=messages, **kwargs)
+        return import_litellm().completion(model=spec.target, messages=messages, **kwargs)
     return router.completion(model=spec.name, messages=messages, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _sync_router(spec: ModelSpec) -> Any | None:
+    # One Router per model for synchronous calls (application mode makes one per call site otherwise); only
+    # the asynchronous batches need a Router of their own, bound to their event loop.
+    return make_router(import_litellm(), spec)
 
 
 def check_spec(spec: ModelSpec) -> None:
