@@ -95,7 +95,7 @@ class ItemRunner:
         result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
         for sample in result.golden[1:]:
             sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
-        self._set_golden_passes(key, result, sum(o.passed for o in outcomes))
+        result.golden_passes = sum(o.passed for o in outcomes)
         if key in self.requests:
             self._record(key, result.golden)
         failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
@@ -117,7 +117,7 @@ class ItemRunner:
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
-        self._set_golden_passes(key, result, self._golden_passes[case_key])
+        result.golden_passes = self._golden_passes[case_key]
         answer = self.responses.get(self.requests[key][0].key)
         if not isinstance(answer, Response):
             result.call_error = str(answer)
@@ -167,7 +167,7 @@ class ItemRunner:
         result.golden = samples
         result.prompt = appcalls.first_prompt(runs[0])
         result.notes["calls"] = appcalls.calls_note(runs[0])
-        self._set_golden_passes(key, result, sum(r.passed for r in runs))
+        result.golden_passes = sum(r.passed for r in runs)
         failures = [r.failure for r in runs if r.failure is not None]
         result.passed = not failures
         if failures and appcalls.is_mismatch(failures[0]):  # one line: the call, and the command to re-record
@@ -197,7 +197,7 @@ class ItemRunner:
             mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
             if mismatch is not None:
                 self._app_mismatch[case_key] = str(mismatch)
-        self._set_golden_passes(key, result, self._golden_passes[case_key])
+        result.golden_passes = self._golden_passes[case_key]
         if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
             self._fail(result, self._app_mismatch[case_key])
         spec = self._candidate(key.model)  # type: ignore[arg-type]
@@ -225,11 +225,6 @@ class ItemRunner:
             return None, "the application's model"
         return candidate_answer(spec, None if spec.kind == "litellm" else self.executor.backend(spec),
                                 self.options.execution), spec.name
-
-    @staticmethod
-    def _set_golden_passes(key: ItemKey, result: CaseResult, passes: int) -> None:
-        result.golden_passes = passes
-        result.golden_passed = 2 * passes > len(result.golden) if result.golden else None
 
     def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
         """The item's golden; the item fails, saying how to record one, when there is none or it is stale."""

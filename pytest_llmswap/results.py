@@ -74,7 +74,6 @@ class CaseResult:
     prompt: str
     golden: list[dict[str, Any]] = field(default_factory=list)
     output: dict[str, Any] | None = None
-    golden_passed: bool | None = None
     golden_passes: int | None = None
     candidate_passed: bool | None = None
     check_message: str | None = None
@@ -88,6 +87,12 @@ class CaseResult:
     passed: bool = False
     failure: str | None = None
     call_error: str | None = None
+
+    @property
+    def golden_passed(self) -> bool | None:
+        """Whether most of the incumbent's samples passed the checks (None when they were not checked)."""
+        fraction = self.golden_pass_fraction
+        return None if fraction is None else fraction > 0.5
 
     @property
     def golden_pass_fraction(self) -> float | None:

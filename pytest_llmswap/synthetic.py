@@ -79,7 +79,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
             cases.append(CaseResult(
                 contract=contract.id, case_id=case_id, candidate=model.name, variables={"ticket": text[:60]},
                 prompt=f"Classify the ticket and answer in JSON.\n\nTicket: {text}", golden=golden,
-                output=_response(out_text, model.resolved_id, rng, cost, latency), golden_passed=golden_passed,
+                output=_response(out_text, model.resolved_id, rng, cost, latency),
                 golden_passes=len(golden) if golden_passed else 0,
                 candidate_passed=candidate_passed,
                 check_message=None if candidate_passed else "AssertionError: category 'other' not in expected set",

@@ -196,4 +196,4 @@ def test_words(output):
     assert cases["long"]["metrics"]["deepeval:Word Limit"] == 0.0
     [drift_key] = [k for k in cases["short"]["metrics"] if k.startswith("deepeval:") and "Word" not in k]
     assert cases["short"]["metrics"][drift_key] == 1.0  # the echo candidate equals its golden
-    assert cases["long"]["golden_passed"] is False and cases["long"]["flip"] is None
+    assert cases["long"]["golden_passes"] == 0 and cases["long"]["flip"] is None

@@ -98,7 +98,7 @@ def _one_contract(passing: int, failing: int, text: str = "an answer") -> RunRes
     template = base.cases[0]
     cases = [CaseResult(contract=template.contract, case_id=f"c{i:04d}", candidate="haiku", variables={},
                         prompt="p", golden=[{"text": text}], output={"text": text + " changed"},
-                        golden_passed=True, candidate_passed=i >= failing,
+                        golden_passes=1, candidate_passed=i >= failing,
                         flip="regression" if i < failing else None, passed=i >= failing)
              for i in range(passing + failing)]
     return RunResults(created_at="now", incumbent=base.incumbent, candidates=base.candidates[:1],
@@ -162,7 +162,7 @@ def test_histogram_counts_every_value():
 def test_replay_only_run_renders_the_goldens():
     base = synthetic_results(3)
     cases = [CaseResult(contract=base.contracts[0].id, case_id=f"r{i}", candidate=None, variables={}, prompt="p",
-                        golden=[{"text": f"golden answer {i}"}], golden_passed=i == 0, passed=i == 0,
+                        golden=[{"text": f"golden answer {i}"}], golden_passes=int(i == 0), passed=i == 0,
                         failure=None if i == 0 else "AssertionError: golden fails its own check")
              for i in range(2)]
     results = RunResults(created_at="now", incumbent=base.incumbent, contracts=base.contracts[:1], cases=cases)
