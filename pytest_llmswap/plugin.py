@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
-from .reporting import junit_properties, write_reports
+from .reporting import RunOutcome, finish_run, junit_properties
 from .run import RECORD_MODES, ItemKey, RunError
 from .session import LlmSwapSession
 from . import progress
@@ -178,40 +178,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if not state.planned and not state.absorbed:
         return  # collect-only, or the run stopped on bad input before any model call
-    full_run = _full_run(session)
-    if state.options.prune:
-        if full_run:
-            state.pruned = state.prune_unused()
-        else:
-            state.errors.append("--llmswap-prune needs a full run (no -k, -m, --lf or node ids): a partial run "
-                                "cannot tell which goldens are unused; nothing was pruned")
-    try:
-        state.flush_goldens()
-    except OSError as exc:  # one line naming the golden file; the reports are still written
-        state.errors.append(str(exc).splitlines()[0])
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     workeroutput = getattr(session.config, "workeroutput", None)
+    outcome = finish_run(state, full_run=_full_run(session), worker=workeroutput is not None)
     if workeroutput is not None:
         workeroutput[WORKER_RESULTS] = state.export()
-        return
-    try:
-        state.report = write_reports(state)
-    except Exception as exc:  # noqa: BLE001 - the end of a run never ends in a traceback; say it in one line
-        state.errors.append(f"pytest-llmswap could not summarise this run ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}); please report it with the run's output")
+    if outcome is RunOutcome.CRASHED:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        return
-    unused = state.report.results.unused_goldens
-    if unused and full_run and not state.options.prune:
-        line = (f"{len(unused)} unused golden(s) (no collected case uses them): remove them with "
-                f"--llmswap-record new --llmswap-prune, or set unused_goldens = \"warn\" in [tool.llmswap]")
-        if state.options.settings.unused_goldens == "fail":
-            state.errors.append(line)
-        else:
-            state.warnings.append(line)
-    if state.executor.store_error is not None:
-        state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
-    if (state.report.errors or state.errors) and session.exitstatus == pytest.ExitCode.OK:
+    elif outcome is RunOutcome.FAILED and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -6,6 +6,7 @@ one line naming the path and the reason, while the others are still written.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import Callable
@@ -86,6 +87,49 @@ def junit_properties(key: ItemKey, cases: list[CaseResult]) -> list[tuple[str, o
         props += [("llmswap_cases", len(cases)), ("llmswap_cases_passed", sum(c.passed for c in cases)),
                   ("llmswap_regressions", sum(c.flip == "regression" for c in cases))]
     return props
+
+
+class RunOutcome(enum.Enum):
+    """How the end of a run went, for the exit status: ``FAILED`` when an output or a golden rule failed it."""
+
+    OK = "ok"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+
+def finish_run(state: LlmSwapSession, *, full_run: bool, worker: bool) -> RunOutcome:
+    """The end of a run: prune and flush goldens, then (not on an xdist worker) write the reports and apply the
+    golden rules. Every problem becomes one line in ``state.errors`` or ``state.warnings``, never a traceback.
+
+    ``full_run``: every test of the suite was selected, so unused goldens can be told (syrupy's rule).
+    """
+    if state.options.prune:
+        if full_run:
+            state.pruned = state.prune_unused()
+        else:
+            state.errors.append("--llmswap-prune needs a full run (no -k, -m, --lf or node ids): a partial run "
+                                "cannot tell which goldens are unused; nothing was pruned")
+    try:
+        state.flush_goldens()
+    except OSError as exc:  # one line naming the golden file; the reports are still written
+        state.errors.append(str(exc).splitlines()[0])
+    if worker:
+        return RunOutcome.FAILED if state.errors else RunOutcome.OK
+    try:
+        state.report = write_reports(state)
+    except Exception as exc:  # noqa: BLE001 - the end of a run never ends in a traceback; say it in one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        state.errors.append(f"pytest-llmswap could not summarise this run ({type(exc).__name__}: {first}); "
+                            "please report it with the run's output")
+        return RunOutcome.CRASHED
+    unused = state.report.results.unused_goldens
+    if unused and full_run and not state.options.prune:
+        line = (f"{len(unused)} unused golden(s) (no collected case uses them): remove them with "
+                f"--llmswap-record new --llmswap-prune, or set unused_goldens = \"warn\" in [tool.llmswap]")
+        (state.errors if state.options.settings.unused_goldens == "fail" else state.warnings).append(line)
+    if state.executor.store_error is not None:
+        state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
+    return RunOutcome.FAILED if state.report.errors or state.errors else RunOutcome.OK
 
 
 def write_reports(state: LlmSwapSession) -> RunReport:
