@@ -61,8 +61,15 @@ def big_report(tmp_path_factory) -> Path:
 
 
 def _open(driver, path: Path, width: int = 1400) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.set_window_size(width, 2000)
     driver.get(path.as_uri())
+    # On a loaded machine get() can return while a 2 MB page is still parsing: wait until the whole page is in
+    # and the script has filled the matrix status line (it runs last).
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+        "var s = document.getElementById('f-status');"
+        "return document.readyState === 'complete' && (!s || s.textContent.length > 0)"))
 
 
 def _visible_rows(driver) -> list[dict]:
