@@ -197,22 +197,16 @@ def test_narrow_layout_has_no_horizontal_page_scroll(browser, report):
 
 
 def test_ten_thousand_rows_stay_usable(browser, big_report):
-    import time
-
+    # How fast is measured in benchmarks/bench_report.py; here: every row is in the page, pages, filter and search work.
     from selenium.webdriver.common.by import By
 
-    start = time.perf_counter()
     _open(browser, big_report)
-    loaded = time.perf_counter() - start
     total = browser.execute_script("return document.querySelectorAll('#matrix-table tbody tr').length")
     assert total == 3333 and len(_visible_rows(browser)) == 100
-    start = time.perf_counter()
     browser.find_element(By.ID, "f-problems").click()
     _search(browser, "test_contract_5")
-    filtered = time.perf_counter() - start
     rows = _visible_rows(browser)
     assert rows and all(r["p"] and "test_contract_5" in r["s"] for r in rows)
     browser.find_element(By.ID, "f-next").click()
     assert "page 2 of" in browser.find_element(By.ID, "f-status").text or len(rows) < 100
-    assert loaded < 15 and filtered < 5, (loaded, filtered)
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
