@@ -156,22 +156,30 @@ def _llmswap_item(request: pytest.FixtureRequest) -> ItemKey:
     return request.param
 
 
+# The per-item fixtures below take the run's state from this session fixture rather than from `request`:
+# each function-scoped fixture that asks for `request` costs pytest a new fixture definition per item.
+@pytest.fixture(scope="session")
+def _llmswap_state(pytestconfig: pytest.Config) -> LlmSwapSession:
+    """The run's state (goldens, answers, results)."""
+    return pytestconfig.stash[STATE]
+
+
 @pytest.fixture
-def output(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> Response | None:
+def output(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> Response | None:
     """The response under test: the candidate's answer, or the incumbent's golden in a replay."""
-    return request.config.stash[STATE].primary_response(_llmswap_item)
+    return _llmswap_state.primary_response(_llmswap_item)
 
 
 @pytest.fixture
-def golden(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> Response | None:
+def golden(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> Response | None:
     """The incumbent's recorded response for this case, or None when none is recorded."""
-    return request.config.stash[STATE].golden_response(_llmswap_item)
+    return _llmswap_state.golden_response(_llmswap_item)
 
 
 @pytest.fixture
-def case(request: pytest.FixtureRequest, _llmswap_item: ItemKey) -> dict[str, Any]:
+def case(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> dict[str, Any]:
     """The case's template variables."""
-    return request.config.stash[STATE].variables(_llmswap_item)
+    return _llmswap_state.variables(_llmswap_item)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -44,18 +44,23 @@ class ChatServer:
 
     ``delay_s`` sleeps before answering (timeouts, concurrency); ``in_flight`` / ``max_in_flight`` count
     requests being served at once; ``hold_after=N`` answers N good requests, then holds the others
-    until ``release`` is set (a test can then kill a client at a known point).
+    until ``release`` is set (a test can then kill a client at a known point); ``gather=N`` holds each
+    request until N are in flight at once (or 10 s have passed since the first), so a concurrency test
+    does not depend on how fast a loaded machine starts its threads.
     """
 
     def __init__(self, answer: Callable[[str], Answer], model: str = "test-model-2026-01-01",
                  delay_s: float = 0.0, faults: list[Fault] | None = None,
-                 fault_for: Callable[[str], Fault | None] | None = None, hold_after: int | None = None) -> None:
+                 fault_for: Callable[[str], Fault | None] | None = None, hold_after: int | None = None,
+                 gather: int | None = None) -> None:
         self.answer = answer
         self.model = model
         self.delay_s = delay_s
         self.faults = list(faults or [])
         self.fault_for = fault_for
         self.hold_after = hold_after
+        self.gather = gather
+        self._gather_until: float | None = None
         self.release = threading.Event()
         self.stopping = threading.Event()
         self.seen: list[dict[str, Any]] = []
@@ -64,6 +69,7 @@ class ChatServer:
         self.max_in_flight = 0
         self._granted = 0
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -77,6 +83,14 @@ class ChatServer:
             if self.faults:
                 return self.faults.pop(0)
         return self.fault_for(prompt) if self.fault_for else None
+
+    def _gather(self) -> None:
+        # Called with the lock held: wake the requests already waiting, then wait for the rest to arrive.
+        if self._gather_until is None:
+            self._gather_until = time.monotonic() + 10
+        self._arrived.notify_all()
+        self._arrived.wait_for(lambda: self.max_in_flight >= (self.gather or 0),
+                               timeout=max(0.0, self._gather_until - time.monotonic()))
 
     def _hold(self) -> None:
         # Slots are counted when granted, not when answered, so exactly ``hold_after`` requests get through.
@@ -110,6 +124,8 @@ class ChatServer:
                     server.seen.append({"headers": dict(self.headers), "body": body})
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    if server.gather:
+                        server._gather()
                 try:
                     fault = server._next_fault(prompt)
                     if server.delay_s:

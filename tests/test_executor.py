@@ -84,7 +84,7 @@ def test_an_ephemeral_store_is_shared_by_run_id_and_removed(tmp_path):
 
 def test_api_candidates_are_called_concurrently_with_each_other(litellm_loaded, tmp_path):
     """Three models, each limited to one call at a time, against one server: it sees three calls in flight."""
-    with chat_server(lambda p: "ok " + p, delay_s=0.2) as server:
+    with chat_server(lambda p: "ok " + p, gather=3) as server:
         specs = [ModelSpec(name=f"m{i}", kind="litellm", target=f"openai/m{i}",
                            params=(("api_base", server.url), ("api_key", "sk-x"))) for i in range(3)]
         executor = Executor(None, ExecutionSettings(concurrency=1, retries=0))

@@ -107,7 +107,7 @@ def test_cached_responses_make_a_rerun_call_nothing(pytester, litellm_loaded):
 
 
 def test_requests_run_concurrently_before_the_first_test(pytester, litellm_loaded):
-    with chat_server(triage, delay_s=0.3) as prod, chat_server(triage) as cheap:
+    with chat_server(triage, gather=3) as prod, chat_server(triage) as cheap:
         write_suite(pytester, prod.url, cheap.url)
         result = pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new",
                                     "--llmswap-concurrency", "3")
