@@ -21,7 +21,7 @@ from .intercept import (Answer, CallRecord, Candidate, InterceptError, Record, R
                         records_to_json, summarize, tool_call_agreement)
 from .models.base import empty_answer_message
 from .models.cache import ResponseCache
-from .types import ModelCallError, Response, Usage
+from .types import ModelCallError, Response, Usage, redact
 
 
 @dataclass
@@ -104,7 +104,29 @@ def record(fn: Callable[..., Any], kwargs: dict[str, Any], incumbent: Answer | N
            allow_empty: bool) -> AppRun:
     """Record: each call goes to ``incumbent`` (or, without one, to the model the application asked for)."""
     guard = _Guarded(incumbent, model, allow_empty) if incumbent is not None else None
-    return run_app(fn, kwargs, Record(guard), guard)
+    run = run_app(fn, kwargs, Record(guard), guard)
+    if guard is None:
+        run.call_error = _failed_passthrough_call(run, allow_empty)
+    return run
+
+
+def _failed_passthrough_call(run: AppRun, allow_empty: bool) -> str | None:
+    """The first call that failed or came back empty when the application's own client made it.
+
+    No answer function stands between the application and its client here, so a failed call shows only as a
+    call without a response, and an empty answer as a response without text or tool call; either would
+    otherwise become a golden.
+    """
+    for call in run.calls:
+        model = str(call.request.get("model") or "the application's model")
+        if not call.response:
+            if run.failure is None:
+                return f"{model}: the call failed and the application caught the error"
+            first = str(run.failure).strip().splitlines()[0][:300] if str(run.failure).strip() else ""
+            return redact(f"{model}: the call failed: {type(run.failure).__name__}{': ' + first if first else ''}")
+        if not allow_empty and not call.response.get("text") and not call.response.get("tool_calls"):
+            return empty_answer_message(model, "no text and no tool call")
+    return None
 
 
 def replay(fn: Callable[..., Any], kwargs: dict[str, Any], sample: dict[str, Any], record_command: str) -> AppRun:

@@ -453,3 +453,23 @@ gpu_hour_usd = 0.40
     # The student reads the ambiguous ticket's category differently: the category tolerance breaks.
     assert by["ambiguous-004"]["metrics"]["fields"] < 1 and by["ambiguous-004"]["exceeded"]
     assert by["billing-001"]["passed"] and by["account-005"]["passed"]
+
+
+@pytest.mark.slow  # two inner sessions against live servers
+def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_call(pytester, litellm_loaded):
+    """Without --incumbent-model the application's own client makes the calls; a failed or empty one is never a golden."""
+    def fault(prompt: str) -> int | None:
+        return 500 if prompt.startswith("Category of: ") and "delayed" in prompt else None
+
+    with chat_server(shop_answer(), fault_for=fault) as prod:
+        write_shop(pytester, prod.url)
+        result = pytester.runpytest("--llmswap-record", "new")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["recording failed: *: the call failed: *500*"])
+    assert list(golden_cases(pytester)) == ["shipped"]
+    with chat_server(shop_answer(category="")) as prod:
+        write_shop(pytester, prod.url)
+        result = pytester.runpytest("--llmswap-record", "new")  # "late" again; "shipped" replays
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["recording failed: *empty answer*allow_empty=True"])
+    assert list(golden_cases(pytester)) == ["shipped"]
