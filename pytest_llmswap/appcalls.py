@@ -113,17 +113,19 @@ def record(fn: Callable[..., Any], kwargs: dict[str, Any], incumbent: Answer | N
 def _failed_passthrough_call(run: AppRun, allow_empty: bool) -> str | None:
     """The first call that failed or came back empty when the application's own client made it.
 
-    No answer function stands between the application and its client here, so a failed call shows only as a
-    call without a response, and an empty answer as a response without text or tool call; either would
-    otherwise become a golden.
+    No answer function stands between the application and its client here: a call that raised (or whose
+    stream broke off) is a call without a response, an empty answer a response without text or tool call;
+    either would otherwise become a golden.
     """
     for call in run.calls:
         model = str(call.request.get("model") or "the application's model")
         if not call.response:
-            if run.failure is None:
-                return f"{model}: the call failed and the application caught the error"
-            first = str(run.failure).strip().splitlines()[0][:300] if str(run.failure).strip() else ""
-            return redact(f"{model}: the call failed: {type(run.failure).__name__}{': ' + first if first else ''}")
+            error = run.failure if isinstance(run.failure, Exception) and not isinstance(run.failure, AssertionError) \
+                else None
+            if error is None:
+                return f"{model}: the call failed (the application caught the error)"
+            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            return redact(f"{model}: the call failed: {type(error).__name__}{': ' + first if first else ''}")
         if not allow_empty and not call.response.get("text") and not call.response.get("tool_calls"):
             return empty_answer_message(model, "no text and no tool call")
     return None

@@ -28,6 +28,7 @@ Answer = str | dict[str, Any]
 FAULTS = {
     "timeout": "never answers within any sane timeout (sleeps until the server stops)",
     "reset": "sends the headers and half of the body, then resets the connection (RST)",
+    "stream_reset": "streams the first half of an answer's chunks (SSE), then resets the connection (RST)",
     "malformed_json": "200 with a body that is not JSON",
     "no_choices": "200 with a completion object without `choices`",
     "empty_choices": "200 with `choices: []`",
@@ -164,6 +165,9 @@ class ChatServer:
                     server.stopping.wait()
                 elif code == "reset":
                     self._reset(json.dumps(server.completion(prompt, {"content": "cut short"})).encode())
+                elif code == "stream_reset":  # an SSE stream cut after its first chunks
+                    self._stream(server.completion(prompt, {"content": "cut short in the middle of a reply"}),
+                                 cut=True)
                 elif code == "html":
                     self._send(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
                 elif code in ("malformed_json", "empty_body"):
@@ -187,13 +191,16 @@ class ChatServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data[: len(data) // 2])
+                self._rst()
+
+            def _rst(self) -> None:
                 self.wfile.flush()
                 # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
                 self.close_connection = True
 
-            def _stream(self, completion: dict[str, Any]) -> None:
+            def _stream(self, completion: dict[str, Any], cut: bool = False) -> None:
                 message = completion["choices"][0]["message"]
                 chunks = [{"role": "assistant", "content": ""}]
                 chunks += [{"content": w} for w in _pieces(message.get("content") or "")]
@@ -204,7 +211,10 @@ class ChatServer:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 base = {k: completion[k] for k in ("id", "created", "model")}
-                for delta in chunks:
+                for i, delta in enumerate(chunks):
+                    if cut and i == len(chunks) // 2:
+                        self._rst()
+                        return
                     event = {**base, "object": "chat.completion.chunk",
                              "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())

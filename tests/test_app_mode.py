@@ -455,7 +455,7 @@ gpu_hour_usd = 0.40
     assert by["billing-001"]["passed"] and by["account-005"]["passed"]
 
 
-@pytest.mark.slow  # two inner sessions against live servers
+@pytest.mark.slow  # three inner sessions against live servers
 def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_call(pytester, litellm_loaded):
     """Without --incumbent-model the application's own client makes the calls; a failed or empty one is never a golden."""
     def fault(prompt: str) -> int | None:
@@ -472,4 +472,14 @@ def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_
         result = pytester.runpytest("--llmswap-record", "new")  # "late" again; "shipped" replays
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["recording failed: *empty answer*allow_empty=True"])
+    assert list(golden_cases(pytester)) == ["shipped"]
+
+    def cut(prompt: str) -> str | None:
+        return "stream_reset" if prompt.startswith("Reply to the customer: ") and "delayed" in prompt else None
+
+    with chat_server(shop_answer(), fault_for=cut) as prod:
+        write_shop(pytester, prod.url)
+        result = pytester.runpytest("--llmswap-record", "new")  # the reply's stream is cut halfway
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["recording failed: *: the call failed: *"])
     assert list(golden_cases(pytester)) == ["shipped"]

@@ -210,7 +210,8 @@ def test_replay_answers_every_call_offline(prod: Any, request: pytest.FixtureReq
     assert len(server.seen) == seen
     assert [c.response for c in session.calls] == [c.response for c in calls]
     # The guard holds for new connections (the app's pooled ones are why server.seen is checked too).
-    with pytest.raises(Exception, match="Connection error"):
+    # The SDK wraps the refusal as "Connection error." or, on some of httpx2's connect paths, lets it through.
+    with pytest.raises(Exception, match="Connection error|network access during an offline test"):
         type(app)(server.url, SECRET).reply("Where is my order A17?", "billing")
 
 

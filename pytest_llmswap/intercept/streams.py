@@ -25,6 +25,10 @@ class _Tap:
             done, self.done = self.done, None
             done(self.joiner.response())
 
+    def broken(self) -> None:
+        """The source raised mid-stream: report nothing, so a cut answer is never taken for a whole one."""
+        self.done = None
+
 
 class ChunkStream:
     """A sync stream of chunks (``for chunk in stream``); ``with`` and ``close()`` work as on the SDK's."""
@@ -43,6 +47,9 @@ class ChunkStream:
             return self._tap.chunk(next(self._it))
         except StopIteration:
             self._tap.end()
+            raise
+        except Exception:
+            self._tap.broken()
             raise
 
     def flush(self) -> None:
@@ -82,6 +89,9 @@ class AsyncChunkStream:
             return self._tap.chunk(await self._it.__anext__())
         except StopAsyncIteration:
             self._tap.end()
+            raise
+        except Exception:
+            self._tap.broken()
             raise
 
     def flush(self) -> None:
