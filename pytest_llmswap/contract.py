@@ -15,6 +15,7 @@ import pytest
 
 from . import prompt as prompts
 from .drift.tolerance import Tolerance, ToleranceError
+from .settings import UNREACHABLE_PASS_RATE
 
 CONTRACT_ATTR = "__llmswap_contract__"
 ITEM_FIXTURE = "_llmswap_item"
@@ -125,6 +126,8 @@ def llm_contract(
     for name, value in (("min_pass_rate", min_pass_rate), ("max_regression_rate", max_regression_rate)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
             raise ContractError(f"llm_contract({name}={value!r}): must be a number between 0 and 1")
+    if min_pass_rate == 1:
+        raise ContractError(UNREACHABLE_PASS_RATE.format(where="llm_contract(min_pass_rate=1)"))
     if max_regression_rate is not None and min_pass_rate is None:
         raise ContractError("llm_contract(max_regression_rate=...) needs min_pass_rate: it belongs to a statistical "
                             "contract (use min_pass_rate=0 to bound only the regression rate)")

@@ -57,6 +57,11 @@ class Settings:
         return None if self.semantic == "auto" else self.semantic == "true"
 
 
+# No finite number of cases bounds a pass rate at 100% from below, so such a contract could never pass.
+UNREACHABLE_PASS_RATE = ("{where}: no number of cases can show a pass rate of 100% with confidence, so this "
+                         "could never pass; to require every case to pass, leave min_pass_rate out (one item per case)")
+
+
 def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
     def check(where: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -69,6 +74,13 @@ def _number(low: float, high: float, *, low_open: bool = False, high_open: bool 
         return float(value)
 
     return check
+
+
+def _pass_rate(where: str, value: Any) -> float:
+    rate = _number(0, 1)(where, value)
+    if rate == 1:
+        raise SettingsError(UNREACHABLE_PASS_RATE.format(where=f"{where} = {value!r}"))
+    return rate
 
 
 def _choice(allowed: tuple[str, ...]) -> Any:
@@ -103,5 +115,5 @@ _CHECKS = {
     "semantic_model": _optional_text,
     "stale_goldens": _choice(STALE_GOLDEN_RULES),
     "unused_goldens": _choice(STALE_GOLDEN_RULES),
-    "min_pass_rate": lambda where, value: None if value is None else _number(0, 1)(where, value),
+    "min_pass_rate": lambda where, value: None if value is None else _pass_rate(where, value),
 }

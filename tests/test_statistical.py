@@ -233,6 +233,9 @@ def test_min_pass_rate_in_pyproject_makes_every_contract_statistical_and_a_contr
 
 @pytest.mark.parametrize(("args", "message"), [
     ("min_pass_rate=1.5", "llm_contract(min_pass_rate=1.5): must be a number between 0 and 1"),
+    ("min_pass_rate=1", "llm_contract(min_pass_rate=1): no number of cases can show a pass rate of 100% with "
+                        "confidence, so this could never pass; to require every case to pass, leave min_pass_rate "
+                        "out (one item per case)"),
     ("min_pass_rate=0.9, max_regression_rate=-0.1",
      "llm_contract(max_regression_rate=-0.1): must be a number between 0 and 1"),
     ("max_regression_rate=0.05", "llm_contract(max_regression_rate=...) needs min_pass_rate: it belongs to a "
@@ -251,6 +254,8 @@ def test_a_bad_value_in_the_decorator_is_a_one_line_collection_error(pytester, a
 @pytest.mark.parametrize(("value", "message"), [
     ("1.5", "min_pass_rate = 1.5: must lie in [0, 1]"),
     ('"0.9"', "min_pass_rate = '0.9': must be a number"),
+    ("1.0", "min_pass_rate = 1.0: no number of cases can show a pass rate of 100% with confidence, so this could "
+            "never pass; to require every case to pass, leave min_pass_rate out (one item per case)"),
 ])
 def test_a_bad_value_in_pyproject_is_a_one_line_usage_error(pytester, value, message):
     write(pytester, contract("test_say", cases(3)), settings=f"min_pass_rate = {value}")
