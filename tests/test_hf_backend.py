@@ -146,6 +146,19 @@ def test_resolved_model_id_names_the_checkpoint(teacher: HFBackend) -> None:
     assert HFBackend(hf_spec(dtype="bfloat16")).resolved_model_id() == ident + "?dtype=bfloat16"
 
 
+def test_one_checkpoint_spelt_two_ways_is_one_model() -> None:
+    """dtype=float32 on a float32 checkpoint, or device=cpu, restate the defaults: same identity, same model id."""
+    from pytest_llmswap.models.spec import parse_spec
+
+    plain = parse_spec(f"hf:{TEACHER}", {})
+    for spelling in ("dtype=float32", "device=cpu", "device=cpu&dtype=float32"):
+        other = parse_spec(f"hf:{TEACHER}?{spelling}", {})
+        assert other.identity == plain.identity, spelling
+        assert HFBackend(other).resolved_model_id() == HFBackend(plain).resolved_model_id()
+    assert parse_spec(f"hf:{TEACHER}?dtype=bfloat16", {}).identity != plain.identity
+    assert parse_spec(f"hf:{TEACHER}?quant=int8", {}).identity != plain.identity
+
+
 def test_model_loaded_once_per_variant(teacher: HFBackend) -> None:
     again = HFBackend(hf_spec(batch_size="2"))
     again.load()

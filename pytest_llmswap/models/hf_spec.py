@@ -5,6 +5,7 @@ Nothing here imports torch or transformers unless the spec asks for CUDA.
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def validate_hf_options(options: dict[str, str]) -> None:
             raise ValueError(f"unknown hf option {key!r}; allowed options: {allowed}")
     if options.get("quant") in ("bnb8", "bnb4") and options.get("device") == "cpu":
         raise ValueError(f"hf option quant={options['quant']} needs device=cuda or auto (bitsandbytes is CUDA only)")
+
+
+def canonical_options(target: str, options: dict[str, str]) -> dict[str, str]:
+    """``options`` without the ones that only restate what loading does anyway: ``device=cpu``, and a ``dtype``
+    equal to the one the local checkpoint is stored in (what loading without one gives). So one checkpoint
+    spelt two ways is one model: one load, one cache key, one throughput measurement for its price."""
+    canonical = {k: v for k, v in options.items() if not (k == "device" and v == "cpu")}
+    if "dtype" in canonical and canonical["dtype"] == _stored_dtype(target):
+        del canonical["dtype"]
+    return canonical
+
+
+def _stored_dtype(target: str) -> str | None:
+    """The dtype a local checkpoint's config.json records (``dtype``, or ``torch_dtype`` before transformers 5)."""
+    config = Path(target).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("dtype", data.get("torch_dtype")) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def is_local(target: str) -> bool:

@@ -80,13 +80,14 @@ def _parse_plain(spec: str, name: str, base: Path | None) -> ModelSpec:
         if base is not None and not Path(path).is_absolute() and (base / path).exists():
             path = str((base / path).resolve())
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
-        from .hf_spec import validate_hf_options  # no torch, no transformers
+        from .hf_spec import canonical_options, validate_hf_options  # no torch, no transformers
 
         try:
             validate_hf_options(options)
         except ValueError as exc:
             raise SpecError(f"model spec {spec!r}: {exc}") from None
-        return ModelSpec(name=name, kind="hf", target=path, options=tuple(sorted(options.items())))
+        return ModelSpec(name=name, kind="hf", target=path,
+                         options=tuple(sorted(canonical_options(path, options).items())))
     if "/" in spec and not spec.startswith("/") and all(spec.split("/", 1)):
         return ModelSpec(name=name, kind="litellm", target=spec)
     raise SpecError(f"unknown model spec {spec!r}: use provider/model for an API model through litellm "
