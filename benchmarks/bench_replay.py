@@ -15,36 +15,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from measure import interleaved, pytest_cmd, timed
+from bench_scale import BARE, CONTRACT, run  # the same two suites, at N cases
+from measure import interleaved
 
 N = 1000
 ROUNDS = 5
-
-BARE = f"""
-import pytest
-
-@pytest.mark.parametrize("i", range({N}))
-def test_bare(i):
-    text = f"ticket {{i}}"
-    assert text.startswith("ticket")
-    assert str(i) in text
-    assert len(text) < 100
-"""
-
-CONTRACT = f"""
-from pytest_llmswap import llm_contract
-
-@llm_contract(prompt="ticket {{{{ n }}}}", cases=[{{"id": f"c{{i}}", "n": i}} for i in range({N})])
-def test_contract(output, case):
-    assert output.text.startswith("ticket")
-    assert str(case["n"]) in output.text
-    assert len(output.text) < 100
-"""
-
-
-def run(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one pytest process."""
-    return timed(pytest_cmd(args), cwd)
 
 
 def main() -> None:
@@ -52,9 +27,9 @@ def main() -> None:
         root = Path(tmp)
         (root / "pyproject.toml").write_text("[tool.llmswap]\nsemantic = false\n")
         (root / "bare").mkdir()
-        (root / "bare" / "test_bare.py").write_text(BARE)
+        (root / "bare" / "test_bare.py").write_text(BARE.format(n=N))
         (root / "suite").mkdir()
-        (root / "suite" / "test_contract.py").write_text(CONTRACT)
+        (root / "suite" / "test_contract.py").write_text(CONTRACT.format(n=N, extra=""))
         run(["suite", "--incumbent-model", "echo", "--llmswap-record", "new"], root)
         runs = {
             "bare pytest, 1,000 trivial tests": ["bare"],
