@@ -32,6 +32,17 @@ class FakeBackend:
         return [Response("x", usage=Usage(output_tokens=self.tokens)) for _ in requests]
 
 
+class FakeExecutor:
+    """The executor's ``backend(spec)``: one FakeBackend per model identity, made when first asked for."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.backends: dict[str, FakeBackend] = {}
+
+    def backend(self, s: ModelSpec) -> FakeBackend:
+        return self.backends.setdefault(s.identity, FakeBackend(self.clock, 5, 0.05))
+
+
 def spec(name: str, gpu_hour: float | None = 1.0, target: str = "m") -> ModelSpec:
     return ModelSpec(name, "hf", target, prices=Prices(gpu_hour_usd=gpu_hour) if gpu_hour is not None else None)
 
@@ -67,32 +78,20 @@ def test_rounds_start_with_a_different_model_each_time():
 
 
 def test_one_checkpoint_under_two_names_is_measured_once_and_unpriced_models_not_at_all():
-    clock = Clock()
-    backends: dict[str, FakeBackend] = {}
-
-    class Exec:
-        def backend(self, s: ModelSpec) -> FakeBackend:
-            return backends.setdefault(s.identity, FakeBackend(clock, 5, 0.05))
-
+    executor = FakeExecutor()
     twins = [spec("teacher"), spec("teacher-copy"), spec("api", gpu_hour=None, target="other")]
     requests = [Request(twins[0], (("user", f"q{i}"),)) for i in range(20)]
     answers = {r.key: Response("x") for r in requests}
-    measured = throughputs(Exec(), twins, requests, answers)  # type: ignore[arg-type]
+    measured = throughputs(executor, twins, requests, answers)  # type: ignore[arg-type]
     assert set(measured) == {"teacher", "teacher-copy"} and measured["teacher"] == measured["teacher-copy"]
-    assert len(backends) == 1 and next(iter(backends.values())).calls == 4
+    assert len(executor.backends) == 1 and next(iter(executor.backends.values())).calls == 4
 
 
 def test_a_model_whose_every_call_failed_is_not_called_again_for_timing():
-    clock = Clock()
-    backends: dict[str, FakeBackend] = {}
-
-    class Exec:
-        def backend(self, s: ModelSpec) -> FakeBackend:
-            return backends.setdefault(s.name, FakeBackend(clock, 5, 0.05))
-
+    executor = FakeExecutor()
     down, up, incumbent = spec("down", target="d"), spec("up", target="u"), spec("inc", target="i")
     requests = [Request(m, (("user", f"q{i}"),)) for m in (down, up) for i in range(3)]
     answers = {r.key: (ModelCallError("503") if r.model is down else Response("x")) for r in requests}
-    measured = throughputs(Exec(), [incumbent, down, up], requests, answers)  # type: ignore[arg-type]
+    measured = throughputs(executor, [incumbent, down, up], requests, answers)  # type: ignore[arg-type]
     assert set(measured) == {"inc", "up"}  # the replayed incumbent made no call in this run: it is still timed
-    assert "down" not in backends
+    assert down.identity not in executor.backends
