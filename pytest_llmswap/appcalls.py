@@ -42,6 +42,17 @@ class AppRun:
         return self.failure is None and self.call_error is None
 
 
+def _answered(response: dict[str, Any]) -> bool:
+    """Whether a call's response carries an answer: text or a tool call (anything else is an empty answer)."""
+    return bool(response.get("text") or response.get("tool_calls"))
+
+
+def _error_line(exc: BaseException) -> str:
+    """``Type: first line`` of an exception (the line kept as a case's ``call_error``)."""
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 class _Guarded:
     """An answer function that remembers its failures, so a failed call is never mistaken for a failed check."""
 
@@ -55,10 +66,9 @@ class _Guarded:
             response = self.answer(request)
         except Exception as exc:
             with self._lock:
-                self.errors.append(f"{self.model}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-                                   if str(exc).strip() else f"{self.model}: {type(exc).__name__}")
+                self.errors.append(f"{self.model}: {_error_line(exc)}")
             raise
-        if not self.allow_empty and not response.get("text") and not response.get("tool_calls"):
+        if not self.allow_empty and not _answered(response):
             message = empty_answer_message(self.model, "no text and no tool call")
             with self._lock:
                 self.errors.append(message)
@@ -76,7 +86,7 @@ def stored(answer: Answer, store: ResponseCache | None, identity: str) -> Answer
         found = store.get_data(key)
         if found is None:
             found = answer(request)
-            if found.get("text") or found.get("tool_calls"):  # an empty answer is a failed call: never kept
+            if _answered(found):  # an empty answer is a failed call: never kept
                 store.put_data(key, found)
         return found
 
@@ -120,13 +130,10 @@ def _failed_passthrough_call(run: AppRun, allow_empty: bool) -> str | None:
     for call in run.calls:
         model = str(call.request.get("model") or "the application's model")
         if not call.response:
-            error = run.failure if isinstance(run.failure, Exception) and not isinstance(run.failure, AssertionError) \
-                else None
-            if error is None:
-                return f"{model}: the call failed (the application caught the error)"
-            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-            return redact(f"{model}: the call failed: {type(error).__name__}{': ' + first if first else ''}")
-        if not allow_empty and not call.response.get("text") and not call.response.get("tool_calls"):
+            if isinstance(run.failure, Exception) and not isinstance(run.failure, AssertionError):
+                return redact(f"{model}: the call failed: {_error_line(run.failure)}")
+            return f"{model}: the call failed (the application caught the error)"
+        if not allow_empty and not _answered(call.response):
             return empty_answer_message(model, "no text and no tool call")
     return None
 
