@@ -6,8 +6,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-# Nothing in the test suite may reach the network or report telemetry.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Nothing in the test suite may reach the network (litellm's price map: pytest_llmswap/__init__.py).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

@@ -483,3 +483,35 @@ def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["recording failed: *: the call failed: *"])
     assert list(golden_cases(pytester)) == ["shipped"]
+
+
+NETWORK_LOG = '''
+import socket
+
+
+def refuse(*args, **kwargs):
+    with open("network.log", "a") as log:
+        log.write(repr(args[:2]) + "\\n")
+    raise OSError("network access during collection")
+
+
+socket.getaddrinfo = refuse
+socket.socket.connect = refuse
+'''
+
+
+def test_an_application_importing_litellm_under_the_plugin_never_fetches_the_price_map(pytester, monkeypatch):
+    """litellm fetches its price map on import unless told not to; the plugin tells it before any test module loads."""
+    monkeypatch.delenv("LITELLM_LOCAL_MODEL_COST_MAP", raising=False)
+    pytester.makeconftest(NETWORK_LOG)
+    pytester.makepyfile(test_app='''
+import litellm  # at collection, as applications do
+
+
+def test_imported():
+    assert litellm.completion
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "network.log").exists()
+    assert "cost map" not in result.stdout.str() + result.stderr.str()

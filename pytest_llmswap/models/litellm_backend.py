@@ -11,7 +11,6 @@ import datetime as _dt
 import email.utils
 import functools
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,8 +26,7 @@ class EmptyAnswer(Exception):
 
 
 def import_litellm() -> Any:
-    """Import litellm offline and quietly: the price map is read from the package, never downloaded."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    """Import litellm quietly (offline: the package's ``__init__`` keeps its price map local)."""
     import litellm
 
     litellm.suppress_debug_info = True
