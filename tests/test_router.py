@@ -169,18 +169,28 @@ def test_unknown_routing_strategy_stops_the_run_with_one_line(pytester: pytest.P
     result.stderr.fnmatch_lines(["*model 'fleet': Invalid routing_strategy: 'fastest'. Valid options:*"])
 
 
+@pytest.fixture(scope="module")
+def in_process_answers() -> dict[str, str]:
+    """The example teacher's greedy answers to 20 cases, in this process. Module-scoped, so torch and the model
+    load before pytester snapshots sys.modules: modules first imported after it are dropped when the test
+    ends, and a later import of transformers' lazily loaded model classes would then fail."""
+    from pytest_llmswap.models.hf import HFBackend
+
+    cases = load_cases()[:20]
+    local = HFBackend(hf_spec())
+    return {c["id"]: r.text for c, r in zip(cases, local.complete(requests_for(local.spec, cases, max_tokens=128)))}
+
+
 @pytest.mark.slow
-def test_two_transformers_serve_replicas_are_one_candidate(pytester: pytest.Pytester, tmp_path_factory:
+def test_two_transformers_serve_replicas_are_one_candidate(in_process_answers: dict[str, str],
+                                                           pytester: pytest.Pytester, tmp_path_factory:
                                                            pytest.TempPathFactory, litellm_loaded: object) -> None:
     """The example teacher on two `transformers serve` replicas, one named model: both replicas answer, and
     every answer is the in-process greedy one. About 25 s: the two servers start in parallel."""
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
-    from pytest_llmswap.models.hf import HFBackend
-
     cases = load_cases()[:20]
-    local = HFBackend(hf_spec())
-    expected = {c["id"]: r.text for c, r in zip(cases, local.complete(requests_for(local.spec, cases, max_tokens=128)))}
+    expected = in_process_answers
     pytester.makefile(".jsonl", cases="\n".join(json.dumps(c) for c in cases))
     (pytester.path / "triage.j2").write_text((EXAMPLES / "prompts" / "triage.j2").read_text())
     pytester.makepyfile(test_served="""
