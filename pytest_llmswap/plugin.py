@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
+from .heap import freeze_loaded_heap
 from .reporting import RunOutcome, finish_run, junit_properties
 from .run import RECORD_MODES, ItemKey, RunError
 from .session import LlmSwapSession
@@ -131,7 +132,10 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         display = None
         if reporter is not None and not getattr(session.config, "workerinput", None):
             display = Progress(lambda text: reporter.write(text, flush=True), tty=bool(reporter.isatty))
-        session.config.stash[STATE].execute(display)
+        state = session.config.stash[STATE]
+        state.execute(display)
+        if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
+            freeze_loaded_heap(session.config)
     return (yield)
 
 
