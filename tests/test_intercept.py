@@ -340,6 +340,24 @@ def test_nothing_is_patched_outside_the_block(app_module: Any) -> None:
             AsyncCompletions.create) == before
 
 
+def test_a_name_bound_between_blocks_is_patched_in_the_next_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the originals are bound is remembered from block to block; a module that binds one later is seen."""
+    import types
+
+    import litellm
+
+    late = types.ModuleType("llmswap_late_binding")
+    monkeypatch.setitem(sys.modules, late.__name__, late)
+    original = litellm.completion
+    with intercept(Record()):
+        assert not hasattr(late, "completion")
+    late.completion = original  # an existing module's namespace grows: it is read again
+    for _ in range(2):  # the second block reuses the remembered scan
+        with intercept(Record()):
+            assert late.completion is litellm.completion is not original
+        assert late.completion is original
+
+
 def test_local_candidate_answers_in_text_and_says_tools_are_ignored(prod: Any) -> None:
     server, app = prod
     with intercept(Candidate(candidate_answer(ModelSpec(name="echo", kind="echo", target="echo")))) as session:

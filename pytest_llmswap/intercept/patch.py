@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from .handlers import Candidate, Handler, InterceptError, Record, Replay
 from .records import CallRecord, summarize
@@ -31,9 +31,28 @@ _lock = threading.RLock()
 _stack: list[Session] = []
 _patched: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
 _wrappers: dict[int, tuple[Any, Any]] = {}  # id(wrapper) -> (wrapper, original)
-_reference_names: dict[int, tuple[int, tuple[str, ...]]] = {}  # id(module namespace) -> (its size, names)
-_scanned_at_install: set[int] = set()  # namespaces present when the patches went in
-_app_modules_cache: tuple[int, list[Any]] = (-1, [])  # (len(sys.modules) when listed, the modules)
+
+
+class _Listing(NamedTuple):
+    """The application's modules as listed while ``sys.modules`` had ``size`` entries."""
+
+    size: int
+    modules: list[Any]
+    namespaces: list[dict[str, Any]]
+
+
+class _Scan(NamedTuple):
+    """Where the originals were bound at the last install: valid while every namespace keeps its size."""
+
+    listing: _Listing
+    sizes: list[int]
+    originals: frozenset[int]
+    names: list[tuple[str, ...]]  # per namespace of the listing, the names bound to an original
+
+
+_listing = _Listing(-1, [], [])
+_scan: _Scan | None = None
+_installed_over: _Listing = _listing  # the listing the active patches were applied to
 # Modules that hold the originals on purpose: litellm calls its own completion, the SDK its own create.
 _OWN = ("litellm", "openai", "pytest_llmswap.intercept")
 
@@ -309,35 +328,38 @@ _PATCHERS: dict[str, Callable[[Any], None]] = {
 }
 
 
-def _app_modules() -> list[Any]:
+def _app_listing() -> _Listing:
     """Every loaded module but litellm's, openai's and this package's (remembered while none is imported)."""
-    global _app_modules_cache
-    if _app_modules_cache[0] != len(sys.modules):
-        _app_modules_cache = (len(sys.modules), [
-            m for name, m in list(sys.modules.items())
-            if m is not None and name.split(".")[0] not in _OWN and not name.startswith(_OWN[-1])])
-    return _app_modules_cache[1]
+    global _listing
+    if _listing.size != len(sys.modules):
+        modules = [m for name, m in list(sys.modules.items())
+                   if m is not None and name.split(".")[0] not in _OWN and not name.startswith(_OWN[-1])
+                   and isinstance(getattr(m, "__dict__", None), dict)]
+        _listing = _Listing(len(sys.modules), modules, [m.__dict__ for m in modules])
+    return _listing
 
 
 def _patch_references(replace: dict[int, tuple[Any, Any]]) -> None:
     """Point module-level names bound to an original (``from litellm import completion``) at its wrapper.
 
     ``replace`` maps ``id(original)`` to ``(original, wrapper)``; identity, not equality, decides. A block
-    runs per test item, so each module's matching names are remembered while its namespace keeps its size:
-    a suite of thousands of items then scans the thousands of loaded modules once, not once per item.
+    runs per test item, so where the originals are bound is remembered while no module is imported and every
+    namespace keeps its size (compared in one pass at C speed); only namespaces that changed are read again.
     """
-    _scanned_at_install.clear()
-    for module in _app_modules():
-        namespace = getattr(module, "__dict__", None)
-        if namespace is None:
-            continue
-        _scanned_at_install.add(id(namespace))
-        cached = _reference_names.get(id(namespace))
-        if cached is None or cached[0] != len(namespace):
-            cached = (len(namespace), tuple(n for n, v in list(namespace.items())
-                                            if id(v) in replace and replace[id(v)][0] is v))
-            _reference_names[id(namespace)] = cached
-        for name in cached[1]:
+    global _scan, _installed_over
+    listing = _installed_over = _app_listing()
+    sizes = list(map(len, listing.namespaces))
+    originals = frozenset(replace)
+    previous = _scan if _scan is not None and _scan.listing is listing and _scan.originals == originals else None
+    if previous is None or previous.sizes != sizes:
+        def bound(i: int, namespace: dict[str, Any]) -> tuple[str, ...]:
+            if previous is not None and previous.sizes[i] == sizes[i]:
+                return previous.names[i]
+            return tuple(k for k, v in list(namespace.items()) if id(v) in replace and replace[id(v)][0] is v)
+
+        _scan = previous = _Scan(listing, sizes, originals, [bound(i, ns) for i, ns in enumerate(listing.namespaces)])
+    for module, namespace, bound in zip(listing.modules, listing.namespaces, previous.names):
+        for name in bound:
             value = namespace.get(name)
             if id(value) in replace and replace[id(value)][0] is value:
                 _patched.append((module, name, value))
@@ -380,12 +402,14 @@ def _uninstall() -> None:
     for owner, attr, original in reversed(_patched):
         setattr(owner, attr, original)
     # Names bound to a wrapper while the block ran (a module imported inside it) get the original back.
-    for module in _app_modules():
-        if id(getattr(module, "__dict__", None)) in _scanned_at_install:
-            continue  # loaded before the block: its patched names were restored above
-        for name, value in list(getattr(module, "__dict__", {}).items()):
-            if id(value) in _wrappers and _wrappers[id(value)][0] is value:
-                setattr(module, name, _wrappers[id(value)][1])
+    listing = _app_listing()
+    if listing is not _installed_over:
+        before = set(map(id, _installed_over.namespaces))  # their patched names were restored above
+        for module, namespace in zip(listing.modules, listing.namespaces):
+            if id(namespace) not in before:
+                for name, value in list(namespace.items()):
+                    if id(value) in _wrappers and _wrappers[id(value)][0] is value:
+                        setattr(module, name, _wrappers[id(value)][1])
     _patched.clear()
     _wrappers.clear()
 
