@@ -46,6 +46,7 @@ class Contract:
     allow_empty: bool = False
     min_pass_rate: float | None = None
     max_regression_rate: float | None = None
+    per_case: bool = False
 
     @property
     def app(self) -> bool:
@@ -98,6 +99,7 @@ def llm_contract(
     allow_empty: bool = False,
     min_pass_rate: float | None = None,
     max_regression_rate: float | None = None,
+    per_case: bool = False,
 ) -> Callable[[F], F]:
     """Mark a test as an LLM contract: one test item per case (and per candidate model).
 
@@ -110,6 +112,7 @@ def llm_contract(
     ``min_pass_rate`` makes the contract *statistical*: one item per model row, which passes when the lower
     confidence bound of its pass rate reaches the threshold (and, with ``max_regression_rate``, when the upper
     bound of its net regression rate against the incumbent stays under that); every case is still in the report.
+    ``per_case=True`` keeps one item per case when ``[tool.llmswap] min_pass_rate`` makes the suite statistical.
 
     Without ``prompt`` the contract tests application code: the test body calls the application, whose
     litellm and OpenAI SDK calls are recorded, replayed or routed to the candidate, and the value it returns
@@ -131,6 +134,9 @@ def llm_contract(
     if max_regression_rate is not None and min_pass_rate is None:
         raise ContractError("llm_contract(max_regression_rate=...) needs min_pass_rate: it belongs to a statistical "
                             "contract (use min_pass_rate=0 to bound only the regression rate)")
+    if per_case and min_pass_rate is not None:
+        raise ContractError("llm_contract(per_case=True, min_pass_rate=...): choose one; per_case keeps one item per "
+                            "case, min_pass_rate makes the contract one statistical item per model row")
     if prompt is None and system is not None:
         raise ContractError("llm_contract(system=...) needs a prompt; a contract without a prompt tests the "
                             "application's own calls")
@@ -143,6 +149,7 @@ def llm_contract(
         tolerance=limits, weight=float(weight), rework_hours=float(rework_hours),
         calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
         allow_empty=bool(allow_empty), min_pass_rate=min_pass_rate, max_regression_rate=max_regression_rate,
+        per_case=bool(per_case),
     )
 
     def decorate(fn: F) -> F:

@@ -76,9 +76,12 @@ class LlmSwapSession(ItemRunner):
                 for case in resolved.cases for row in self.rows]
 
     def _min_pass_rate(self, resolved: ResolvedContract) -> float | None:
-        """The contract's own ``min_pass_rate``, else the suite's (``min_pass_rate`` in [tool.llmswap])."""
-        own = resolved.contract.min_pass_rate
-        return own if own is not None else self.options.settings.min_pass_rate
+        """The contract's own ``min_pass_rate``, else the suite's (``min_pass_rate`` in [tool.llmswap]) unless the
+        contract asks for ``per_case``."""
+        own = resolved.contract
+        if own.per_case:
+            return None
+        return own.min_pass_rate if own.min_pass_rate is not None else self.options.settings.min_pass_rate
 
     def _per_case(self, keys: list[ItemKey]) -> list[ItemKey]:
         """Every statistical item's key expanded into one key per case."""

@@ -229,6 +229,21 @@ def test_min_pass_rate_in_pyproject_makes_every_contract_statistical_and_a_contr
     assert item_ids(run) == ["test_clean[e]", "test_lenient[e]", "test_rough[e]"]
 
 
+def test_per_case_keeps_one_contract_per_case_in_a_statistical_suite(pytester):
+    # Suite default 0.9. test_safety (per_case): c001 fails on its own item and fails the run, though 2/3 of a
+    # statistical contract would be judged as one item. test_rest stays statistical.
+    write(pytester, contract("test_safety", cases(3, bad=[1]), "per_case=True"),
+          contract("test_rest", cases(30), prompt="Tell"), settings="min_pass_rate = 0.9")
+    recorded = pytester.runpytest(*RECORD, "-rA")
+    recorded.assert_outcomes(passed=3, failed=1)
+    assert item_ids(recorded) == ["test_rest[all-cases]", "test_safety[c000]", "test_safety[c001]",
+                                  "test_safety[c002]"]
+    run = pytester.runpytest(*candidates("e=echo"), "-rA")
+    run.assert_outcomes(passed=3, failed=1)
+    assert any(line.startswith("FAILED test_s.py::test_safety[c001-e] - AssertionError: said bad")
+               for line in run.stdout.lines)
+
+
 # -- bad values -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -240,6 +255,9 @@ def test_min_pass_rate_in_pyproject_makes_every_contract_statistical_and_a_contr
      "llm_contract(max_regression_rate=-0.1): must be a number between 0 and 1"),
     ("max_regression_rate=0.05", "llm_contract(max_regression_rate=...) needs min_pass_rate: it belongs to a "
                                  "statistical contract (use min_pass_rate=0 to bound only the regression rate)"),
+    ("min_pass_rate=0.9, per_case=True", "llm_contract(per_case=True, min_pass_rate=...): choose one; per_case "
+                                         "keeps one item per case, min_pass_rate makes the contract one "
+                                         "statistical item per model row"),
 ])
 def test_a_bad_value_in_the_decorator_is_a_one_line_collection_error(pytester, args, message):
     write(pytester, contract("test_say", cases(3), args))
