@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtestloop(session: pytest.Session) -> Any:
     if not session.config.option.collectonly:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        worker = getattr(session.config, "workerinput", None)
         display = None
-        if reporter is not None and not getattr(session.config, "workerinput", None):
+        if worker is not None:
+            # An xdist worker's stderr is the controller's: the worker that calls the models prints its lines there.
+            display = Progress(progress.prefixed(sys.stderr, f"[{worker['workerid']}] "), tty=False)
+        elif reporter is not None:
             display = Progress(lambda text: reporter.write(text, flush=True), tty=bool(reporter.isatty))
         state = session.config.stash[STATE]
-        state.execute(display)
+        state.execute(display, only_when_calling=worker is not None)
         if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
             freeze_loaded_heap(session.config)
     return (yield)

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TextIO
 
 VERBOSE = False  # True lets library progress bars and warnings through (``pytest -v``)
 
@@ -58,6 +59,17 @@ def quiet_libraries() -> Iterator[None]:
             hf_logging.enable_progress_bar()
         if hub_bars:
             enable_progress_bars()
+
+
+def prefixed(stream: TextIO, prefix: str) -> Callable[[str], None]:
+    """A writer for :class:`Progress` in a pipe that starts each of its lines with ``prefix`` (an xdist worker's
+    id, where several processes share one terminal)."""
+
+    def write(text: str) -> None:
+        stream.write(prefix + text)
+        stream.flush()
+
+    return write
 
 
 @dataclass

@@ -138,26 +138,31 @@ class LlmSwapSession(ItemRunner):
                     except ValueError as exc:
                         raise RunError(f"{nodeid} on model {spec.name!r}: {exc}") from None
 
-    def execute(self, progress: Progress | None = None) -> int:
+    def execute(self, progress: Progress | None = None, *, only_when_calling: bool = False) -> int:
         """Call the models for every planned request; return how many calls were made (store misses).
 
-        ``progress`` counts every answer as it arrives, per model. With a store, execution
-        holds a lock on it: xdist workers plan the same requests, the first one calls the models and the
-        others then find every answer in the store. Models priced by the GPU hour are then timed side by
-        side (:mod:`.models.throughput`), so their cost is measured in this run.
+        ``progress`` counts every answer as it arrives, per model; with ``only_when_calling`` it stays silent
+        when the store already holds every answer. With a store, execution holds a lock on it: xdist workers
+        plan the same requests, the first one calls the models (and shows its progress) and the others then
+        find every answer in the store. Models priced by the GPU hour are then timed side by side
+        (:mod:`.models.throughput`), so their cost is measured in this run.
         """
         recording = [r for k, reqs in self.requests.items() if k.model is None for r in reqs]
         candidates = [r for k, reqs in self.requests.items() if k.model is not None for r in reqs]
         if not recording and not candidates:
             return 0
         before = self.executor.calls
-        on_answer = counting(progress, recording + candidates) if progress else None
-        lock = self.executor.cache.lock() if self.executor.cache else contextlib.nullcontext()
+        cache = self.executor.cache
+        lock = cache.lock() if cache else contextlib.nullcontext()
         try:
             with lock:
+                fresh = self.options.record == "all"
+                if progress and only_when_calling and cache is not None and self._all_stored(cache, recording,
+                                                                                             candidates, fresh):
+                    progress = None
+                on_answer = counting(progress, recording + candidates) if progress else None
                 if recording:
-                    self.responses.update(self.executor.run(recording, fresh=self.options.record == "all",
-                                                            on_answer=on_answer))
+                    self.responses.update(self.executor.run(recording, fresh=fresh, on_answer=on_answer))
                 if candidates:
                     self.responses.update(self.executor.run(candidates, on_answer=on_answer))
         finally:
@@ -165,6 +170,12 @@ class LlmSwapSession(ItemRunner):
                 progress.finish()
         self._prepare(recording + candidates)
         return self.executor.calls - before
+
+    @staticmethod
+    def _all_stored(cache: ResponseCache, recording: list[Request], candidates: list[Request], fresh: bool) -> bool:
+        """Whether the store answers every request (a recording with ``fresh`` only from this run)."""
+        return (all(cache.has(r.key, this_run_only=fresh) for r in recording)
+                and all(cache.has(r.key) for r in candidates))
 
     def _semantic_wanted(self) -> bool:
         setting = self.options.settings.semantic_enabled

@@ -352,6 +352,22 @@ def test_progress_in_a_pipe_is_a_line_per_tenth_per_model(pytester):
 
 
 @pytest.mark.slow
+def test_under_xdist_the_worker_that_calls_the_models_prints_its_progress_on_stderr(pytester):
+    write(pytester, contract("test_stat", cases(40), "min_pass_rate=0.8"),
+          contract("test_each", cases(10), prompt="Tell"))
+    recorded = pytester.runpytest_subprocess(*RECORD, "-n", "2")
+    recorded.assert_outcomes(passed=11)
+    lines = re.findall(r"^\[(gw\d)\] echo: ([\d,]+)/50 calls.*$", recorded.stderr.str(), re.M)
+    assert len({worker for worker, _ in lines}) == 1, recorded.stderr.str()  # the other worker found the store full
+    assert [int(n) for _, n in lines] == list(range(5, 51, 5))
+    assert not progress_lines(recorded.stdout.str(), "echo")
+    # Every answer stored: no worker calls a model, and none prints progress.
+    replayed = pytester.runpytest_subprocess(*candidates("e=echo"), "-n", "2")
+    replayed.assert_outcomes(passed=11)
+    assert not re.search(r"[\d,]+/[\d,]+ calls", replayed.stderr.str() + replayed.stdout.str())
+
+
+@pytest.mark.slow
 def test_progress_on_a_tty_is_one_line_rewritten_in_place(pytester):
     write(pytester, contract("test_stat", cases(30), "min_pass_rate=0.8"))
     pytester.runpytest(*RECORD)

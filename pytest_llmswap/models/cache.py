@@ -70,6 +70,14 @@ class ResponseCache:
         data = self.get_data(key, this_run_only=this_run_only)
         return None if data is None else Response.from_dict(data)
 
+    def has(self, key: str, *, this_run_only: bool = False) -> bool:
+        """Whether a response for ``key`` is stored (by this run when ``this_run_only``), without reading it."""
+        try:
+            row = self._db().execute("SELECT run_id FROM responses WHERE key = ?", (key,)).fetchone()
+        except (sqlite3.Error, OSError):
+            return False
+        return row is not None and (not this_run_only or row[0] == self.run_id)
+
     def put(self, key: str, response: Response) -> None:
         """Store one response now; raises :class:`OutputWriteError` naming the database when it cannot."""
         self.put_data(key, response.to_dict())
