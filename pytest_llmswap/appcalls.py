@@ -76,18 +76,42 @@ class _Guarded:
         return response
 
 
-def stored(answer: Answer, store: ResponseCache | None, identity: str) -> Answer:
-    """``answer`` with every response kept in the response store as it arrives, so a rerun calls nothing."""
-    if store is None:
+@dataclass(frozen=True)
+class StoredCalls:
+    """An application's calls in the response store, by who answers them (``identity``), sample and request.
+
+    Each answer is kept as it arrives, so a run killed before its goldens are written calls nothing again for
+    what was answered. A failed or empty answer is never kept; ``this_run_only`` ignores earlier runs' answers
+    (``--llmswap-record all``).
+    """
+
+    store: ResponseCache
+    identity: str
+    sample: int = 0
+    this_run_only: bool = False
+
+    def _key(self, request: dict[str, Any]) -> str:
+        text = json.dumps([self.identity, self.sample, request], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        return self.store.get_data(self._key(request), this_run_only=self.this_run_only)
+
+    def put(self, request: dict[str, Any], response: dict[str, Any]) -> None:
+        if _answered(response):
+            self.store.put_data(self._key(request), response)
+
+
+def stored(answer: Answer, calls: StoredCalls | None) -> Answer:
+    """``answer``, first looking each request up in ``calls`` and keeping each new answer there."""
+    if calls is None:
         return answer
 
     def call(request: dict[str, Any]) -> dict[str, Any]:
-        key = hashlib.sha256(json.dumps([identity, request], sort_keys=True, default=str).encode()).hexdigest()
-        found = store.get_data(key)
+        found = calls.get(request)
         if found is None:
             found = answer(request)
-            if _answered(found):  # an empty answer is a failed call: never kept
-                store.put_data(key, found)
+            calls.put(request, found)
         return found
 
     return call
@@ -111,10 +135,11 @@ def run_app(fn: Callable[..., Any], kwargs: dict[str, Any], handler: Record | Re
 
 
 def record(fn: Callable[..., Any], kwargs: dict[str, Any], incumbent: Answer | None, model: str,
-           allow_empty: bool) -> AppRun:
-    """Record: each call goes to ``incumbent`` (or, without one, to the model the application asked for)."""
-    guard = _Guarded(incumbent, model, allow_empty) if incumbent is not None else None
-    run = run_app(fn, kwargs, Record(guard), guard)
+           allow_empty: bool, calls: StoredCalls | None = None) -> AppRun:
+    """Record: each call goes to ``incumbent`` (or, without one, to the model the application asked for);
+    ``calls`` keeps the answers as they arrive and answers again what it holds."""
+    guard = _Guarded(stored(incumbent, calls), model, allow_empty) if incumbent is not None else None
+    run = run_app(fn, kwargs, Record(guard, kept=None if incumbent is not None else calls), guard)
     if guard is None:
         run.call_error = _failed_passthrough_call(run, allow_empty)
     return run

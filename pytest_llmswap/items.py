@@ -152,8 +152,8 @@ class ItemRunner:
         result = self._result(key)
         if key in self.app_recording:
             answer, model = self._incumbent_answer()
-            runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty)
-                    for _ in range(self.options.samples)]
+            runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty, self._stored_calls(i))
+                    for i in range(self.options.samples)]
             errors = [r.call_error for r in runs if r.call_error]
             if errors:
                 result.call_error = errors[0]
@@ -202,8 +202,9 @@ class ItemRunner:
             self._fail(result, self._app_mismatch[case_key])
         spec = self._candidate(key.model)  # type: ignore[arg-type]
         backend = None if spec.kind == "litellm" else self.executor.backend(spec)
-        answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution), self.executor.cache,
-                                 spec.identity)
+        cache = self.executor.cache
+        answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution),
+                                 appcalls.StoredCalls(cache, spec.identity) if cache is not None else None)
         run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
         if run.call_error:
             result.call_error = run.call_error
@@ -225,6 +226,15 @@ class ItemRunner:
             return None, "the application's model"
         return candidate_answer(spec, None if spec.kind == "litellm" else self.executor.backend(spec),
                                 self.options.execution), spec.name
+
+    def _stored_calls(self, sample: int) -> appcalls.StoredCalls | None:
+        """Where a recording keeps sample ``sample``'s calls as they arrive: by the incumbent, or the app's client."""
+        cache = self.executor.cache
+        if cache is None:
+            return None
+        spec = self.options.incumbent
+        return appcalls.StoredCalls(cache, spec.identity if spec else "application", sample,
+                                    this_run_only=self.options.record == "all")
 
     def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
         """The item's golden; the item fails, saying how to record one, when there is none or it is stale."""

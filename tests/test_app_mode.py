@@ -479,10 +479,33 @@ def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_
 
     with chat_server(shop_answer(), fault_for=cut) as prod:
         write_shop(pytester, prod.url)
-        result = pytester.runpytest("--llmswap-record", "new")  # the reply's stream is cut halfway
+        # the reply's stream is cut halfway; `all`, or the reply kept by the run above would answer it
+        result = pytester.runpytest("--llmswap-record", "all")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["recording failed: *: the call failed: *"])
     assert list(golden_cases(pytester)) == ["shipped"]
+
+
+@pytest.mark.slow  # four inner sessions against live servers
+@pytest.mark.parametrize("incumbent", [False, True], ids=["own-client", "incumbent-model"])
+def test_a_recording_killed_before_its_goldens_are_written_calls_nothing_again(pytester, litellm_loaded, incumbent):
+    """Goldens are written as the run ends; the calls are kept as they arrive. Removing the golden file after a
+    run leaves what a kill before that point leaves: the response store."""
+    with chat_server(shop_answer()) as app, chat_server(shop_answer(), model="prod-2026") as prod:
+        server = prod if incumbent else app
+        write_shop(pytester, app.url, models={"prod": prod.url})
+        args = ("--llmswap-samples", "2", *(("--incumbent-model", "prod") if incumbent else ()))
+        record(pytester, *args)
+        assert len(server.seen) == 2 * CALLS_PER_CASE * len(CASES)  # each sample makes its own calls
+        first = golden_cases(pytester)
+        (pytester.path / "__llm_goldens__" / "test_shop.json").unlink()
+        record(pytester, *args)
+        assert len(server.seen) == 2 * CALLS_PER_CASE * len(CASES)  # nothing called again
+        again = golden_cases(pytester)
+        assert [[s["calls"] for s in again[c]["samples"]] for c in again] == \
+            [[s["calls"] for s in first[c]["samples"]] for c in first]
+        record(pytester, "--llmswap-record", "all", *args)  # `all` calls again, every sample
+        assert len(server.seen) == 4 * CALLS_PER_CASE * len(CASES)
 
 
 NETWORK_LOG = '''

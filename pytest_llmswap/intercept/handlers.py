@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..types import ModelCallError, ModelSpec, Request
 from .records import CallRecord
@@ -32,11 +32,24 @@ class ReplayMismatch(InterceptError):
     """A call the recording does not hold, or whose request changed since it was recorded."""
 
 
-class Record:
-    """Record: each call goes to ``incumbent`` (an answer function), or, without one, where the app sent it."""
+class Kept(Protocol):
+    """Responses kept as they arrive (the response store), so a rerun after a kill does not call again."""
 
-    def __init__(self, incumbent: Answer | None = None) -> None:
+    def get(self, request: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def put(self, request: dict[str, Any], response: dict[str, Any]) -> None: ...
+
+
+class Record:
+    """Record: each call goes to ``incumbent`` (an answer function), or, without one, where the app sent it.
+
+    ``kept`` serves the second case: a call the store already answers is not sent, and each answer is kept as
+    it arrives (an incumbent's answer function is wrapped by its caller instead).
+    """
+
+    def __init__(self, incumbent: Answer | None = None, kept: Kept | None = None) -> None:
         self.incumbent = incumbent
+        self.kept = kept
 
 
 class Candidate:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from .handlers import Candidate, Handler, InterceptError, Record, Replay
+from .handlers import Candidate, Handler, InterceptError, Kept, Record, Replay
 from .records import CallRecord, summarize
 from .streams import AsyncChunkStream, ChunkStream
 from .wire import make_request, response_from_wire, wire_chunks, wire_completion
@@ -167,9 +167,11 @@ def _recorded(raw: Any, start: float) -> dict[str, Any]:
     return response
 
 
-def _stream_done(record: CallRecord, start: float) -> Callable[[dict[str, Any]], None]:
+def _stream_done(record: CallRecord, start: float, kept: Kept | None) -> Callable[[dict[str, Any]], None]:
     def done(response: dict[str, Any]) -> None:
         record.response = {**response, "latency_s": time.perf_counter() - start, "cost_usd": None}
+        if kept is not None:
+            kept.put(record.request, record.response)
 
     return done
 
@@ -187,13 +189,19 @@ def _sync_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, Any], cal
     record = session.start(request)
     start = time.perf_counter()
     if isinstance(session.handler, Record) and session.handler.incumbent is None:
+        kept = session.handler.kept
+        if kept is not None and (found := kept.get(request)) is not None:
+            record.response = found
+            return api.reply(found, request, is_async=False)
         with _bypassed():
             raw = call()
         if request["stream"]:
-            stream = ChunkStream(raw, _stream_done(record, start), raw)
+            stream = ChunkStream(raw, _stream_done(record, start, kept), raw)
             session.open_streams.append(stream.flush)
             return stream
         record.response = _recorded(raw, start)
+        if kept is not None:
+            kept.put(request, record.response)
         return raw
     try:
         record.response = _answer(session.handler, request)
@@ -210,13 +218,19 @@ async def _async_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, An
     record = session.start(request)
     start = time.perf_counter()
     if isinstance(session.handler, Record) and session.handler.incumbent is None:
+        kept = session.handler.kept
+        if kept is not None and (found := kept.get(request)) is not None:
+            record.response = found
+            return api.reply(found, request, is_async=True)
         with _bypassed():
             raw = await call()
         if request["stream"]:
-            stream = AsyncChunkStream(raw, _stream_done(record, start), raw)
+            stream = AsyncChunkStream(raw, _stream_done(record, start, kept), raw)
             session.open_streams.append(stream.flush)
             return stream
         record.response = _recorded(raw, start)
+        if kept is not None:
+            kept.put(request, record.response)
         return raw
     try:
         # In a thread: a candidate may block (a local model) or run its own event loop (litellm).
