@@ -176,6 +176,27 @@ def _stream_done(record: CallRecord, start: float, kept: Kept | None) -> Callabl
     return done
 
 
+def _kept(handler: Record, record: CallRecord) -> bool:
+    """Whether a pass-through recording already kept an answer to this call (it becomes the call's response)."""
+    found = handler.kept.get(record.request) if handler.kept is not None else None
+    if found is not None:
+        record.response = found
+    return found is not None
+
+
+def _passed_through(session: Session, handler: Record, record: CallRecord, raw: Any, start: float,
+                    stream_type: type[ChunkStream] | type[AsyncChunkStream]) -> Any:
+    """What the application's own client returned, recorded (and kept) once it is complete: a stream at its end."""
+    if record.request["stream"]:
+        stream = stream_type(raw, _stream_done(record, start, handler.kept), raw)
+        session.open_streams.append(stream.flush)
+        return stream
+    record.response = _recorded(raw, start)
+    if handler.kept is not None:
+        handler.kept.put(record.request, record.response)
+    return raw
+
+
 def _failed(session: Session, exc: InterceptError) -> InterceptError:
     session.errors.append(exc)
     return exc
@@ -189,20 +210,11 @@ def _sync_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, Any], cal
     record = session.start(request)
     start = time.perf_counter()
     if isinstance(session.handler, Record) and session.handler.incumbent is None:
-        kept = session.handler.kept
-        if kept is not None and (found := kept.get(request)) is not None:
-            record.response = found
-            return api.reply(found, request, is_async=False)
+        if _kept(session.handler, record):
+            return api.reply(record.response, request, is_async=False)
         with _bypassed():
             raw = call()
-        if request["stream"]:
-            stream = ChunkStream(raw, _stream_done(record, start, kept), raw)
-            session.open_streams.append(stream.flush)
-            return stream
-        record.response = _recorded(raw, start)
-        if kept is not None:
-            kept.put(request, record.response)
-        return raw
+        return _passed_through(session, session.handler, record, raw, start, ChunkStream)
     try:
         record.response = _answer(session.handler, request)
     except InterceptError as exc:
@@ -218,20 +230,11 @@ async def _async_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, An
     record = session.start(request)
     start = time.perf_counter()
     if isinstance(session.handler, Record) and session.handler.incumbent is None:
-        kept = session.handler.kept
-        if kept is not None and (found := kept.get(request)) is not None:
-            record.response = found
-            return api.reply(found, request, is_async=True)
+        if _kept(session.handler, record):
+            return api.reply(record.response, request, is_async=True)
         with _bypassed():
             raw = await call()
-        if request["stream"]:
-            stream = AsyncChunkStream(raw, _stream_done(record, start, kept), raw)
-            session.open_streams.append(stream.flush)
-            return stream
-        record.response = _recorded(raw, start)
-        if kept is not None:
-            kept.put(request, record.response)
-        return raw
+        return _passed_through(session, session.handler, record, raw, start, AsyncChunkStream)
     try:
         # In a thread: a candidate may block (a local model) or run its own event loop (litellm).
         record.response = await asyncio.to_thread(_answer, session.handler, request)
