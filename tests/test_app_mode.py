@@ -455,35 +455,36 @@ gpu_hour_usd = 0.40
     assert by["billing-001"]["passed"] and by["account-005"]["passed"]
 
 
-@pytest.mark.slow  # three inner sessions against live servers
+def late_fails_to_record(pytester: pytest.Pytester, answer: Any, fault: Any, mode: str, message: str) -> None:
+    """Record with ``mode`` against a server answering with ``answer`` and ``fault``: case "late" fails with
+    ``message`` and gets no golden; "shipped" keeps its own."""
+    with chat_server(answer, fault_for=fault) as prod:
+        write_shop(pytester, prod.url)
+        result = pytester.runpytest("--llmswap-record", mode)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"recording failed: {message}"])
+    assert list(golden_cases(pytester)) == ["shipped"]
+
+
+@pytest.mark.slow  # four inner sessions against live servers
 def test_recording_through_the_applications_own_client_keeps_no_failed_or_empty_call(pytester, litellm_loaded):
     """Without --incumbent-model the application's own client makes the calls; a failed or empty one is never a golden."""
-    def fault(prompt: str) -> int | None:
-        return 500 if prompt.startswith("Category of: ") and "delayed" in prompt else None
-
-    with chat_server(shop_answer(), fault_for=fault) as prod:
+    late = "delayed"  # in the prompts of case "late" only
+    late_fails_to_record(pytester, shop_answer(),
+                         lambda p: 500 if p.startswith("Category of: ") and late in p else None,
+                         "new", "*: the call failed: *500*")
+    # "late" again; "shipped" replays
+    late_fails_to_record(pytester, shop_answer(category=""), None, "new", "*empty answer*allow_empty=True")
+    # The reply's stream is cut halfway; `all`, or the reply kept by the run above would answer it.
+    late_fails_to_record(pytester, shop_answer(),
+                         lambda p: "stream_reset" if p.startswith("Reply to the customer: ") and late in p else None,
+                         "all", "*: the call failed: *")
+    # The cut stream was not kept over the whole reply kept by the second run: "late" now records it whole.
+    with chat_server(shop_answer()) as prod:
         write_shop(pytester, prod.url)
-        result = pytester.runpytest("--llmswap-record", "new")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["recording failed: *: the call failed: *500*"])
-    assert list(golden_cases(pytester)) == ["shipped"]
-    with chat_server(shop_answer(category="")) as prod:
-        write_shop(pytester, prod.url)
-        result = pytester.runpytest("--llmswap-record", "new")  # "late" again; "shipped" replays
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["recording failed: *empty answer*allow_empty=True"])
-    assert list(golden_cases(pytester)) == ["shipped"]
-
-    def cut(prompt: str) -> str | None:
-        return "stream_reset" if prompt.startswith("Reply to the customer: ") and "delayed" in prompt else None
-
-    with chat_server(shop_answer(), fault_for=cut) as prod:
-        write_shop(pytester, prod.url)
-        # the reply's stream is cut halfway; `all`, or the reply kept by the run above would answer it
-        result = pytester.runpytest("--llmswap-record", "all")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["recording failed: *: the call failed: *"])
-    assert list(golden_cases(pytester)) == ["shipped"]
+        record(pytester)
+    reply = json.loads(golden_cases(pytester)["late"]["samples"][0]["text"])["reply"]
+    assert reply == "Thanks for your patience: Your order is delayed. Have a nice day."
 
 
 @pytest.mark.slow  # four inner sessions against live servers
