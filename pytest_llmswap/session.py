@@ -174,8 +174,8 @@ class LlmSwapSession(ItemRunner):
     @staticmethod
     def _all_stored(cache: ResponseCache, recording: list[Request], candidates: list[Request], fresh: bool) -> bool:
         """Whether the store answers every request (a recording with ``fresh`` only from this run)."""
-        return (all(cache.has(r.key, this_run_only=fresh) for r in recording)
-                and all(cache.has(r.key) for r in candidates))
+        return (cache.holds_all((r.key for r in recording), this_run_only=fresh)
+                and cache.holds_all(r.key for r in candidates))
 
     def _semantic_wanted(self) -> bool:
         setting = self.options.settings.semantic_enabled

@@ -44,6 +44,19 @@ def test_empty_answers_are_errors_never_stored_unless_allowed(tmp_path):
     assert isinstance(answer, Response) and answer.text == ""
 
 
+def test_the_store_says_whether_it_holds_every_key_across_query_chunks_and_runs(tmp_path) -> None:
+    store = ResponseCache(tmp_path, "run1")
+    keys = [f"k{i}" for i in range(600)]  # more than one query's 500
+    for key in keys:
+        store.put(key, Response(text="a"))
+    assert store.holds_all(keys + keys[:3]) and store.holds_all([])
+    assert not store.holds_all([*keys, "missing"])
+    later = ResponseCache(tmp_path, "run2")
+    assert later.holds_all(keys) and not later.holds_all(keys, this_run_only=True)
+    later.put("k0", Response(text="b"))
+    assert later.holds_all(["k0"], this_run_only=True) and not later.holds_all(keys[:2], this_run_only=True)
+
+
 def test_text_round_trips_through_the_store_losslessly(tmp_path):
     text = "a\udc80b\x00c\U0001f600" + "y" * (1 << 20)
     ResponseCache(tmp_path, "r").put("k", Response(text=text))

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,22 @@ class ResponseCache:
         data = self.get_data(key, this_run_only=this_run_only)
         return None if data is None else Response.from_dict(data)
 
-    def has(self, key: str, *, this_run_only: bool = False) -> bool:
-        """Whether a response for ``key`` is stored (by this run when ``this_run_only``), without reading it."""
+    def holds_all(self, keys: Iterable[str], *, this_run_only: bool = False) -> bool:
+        """Whether every key has a stored response (by this run when ``this_run_only``), without reading them:
+        one query per 500 keys."""
+        wanted = sorted(set(keys))
+        found = 0
         try:
-            row = self._db().execute("SELECT run_id FROM responses WHERE key = ?", (key,)).fetchone()
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                sql = f"SELECT COUNT(*) FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
+                args: list[str] = chunk
+                if this_run_only:
+                    sql, args = sql + " AND run_id = ?", [*chunk, self.run_id]
+                found += int(self._db().execute(sql, args).fetchone()[0])
         except (sqlite3.Error, OSError):
             return False
-        return row is not None and (not this_run_only or row[0] == self.run_id)
+        return found == len(wanted)
 
     def put(self, key: str, response: Response) -> None:
         """Store one response now; raises :class:`OutputWriteError` naming the database when it cannot."""
