@@ -129,19 +129,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Any:
     if not session.config.option.collectonly:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         worker = getattr(session.config, "workerinput", None)
-        display = None
-        if worker is not None:
-            # An xdist worker's stderr is the controller's: the worker that calls the models prints its lines there.
-            display = Progress(progress.prefixed(sys.stderr, f"[{worker['workerid']}] "), tty=False)
-        elif reporter is not None:
-            display = Progress(lambda text: reporter.write(text, flush=True), tty=bool(reporter.isatty))
         state = session.config.stash[STATE]
-        state.execute(display, only_when_calling=worker is not None)
+        state.execute(_progress_display(session.config, worker), only_when_calling=worker is not None)
         if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
             freeze_loaded_heap(session.config)
     return (yield)
+
+
+def _progress_display(config: pytest.Config, worker: dict[str, Any] | None) -> Progress | None:
+    """Where progress goes while models are called: the terminal, or an xdist worker's stderr, which is the
+    controller's (only the worker that calls the models prints there)."""
+    if worker is not None:
+        return Progress(progress.prefixed(sys.stderr, f"[{worker['workerid']}] "), tty=False)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    return Progress(lambda text: reporter.write(text, flush=True), tty=bool(reporter.isatty))
 
 
 @pytest.hookimpl(tryfirst=True)
