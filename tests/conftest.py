@@ -1,4 +1,5 @@
 import os
+import sys
 
 import numpy  # noqa: F401 - loaded once here: pytester's in-process runs cannot re-import C extensions
 import scipy.stats  # noqa: F401
@@ -11,6 +12,13 @@ pytest_plugins = ["pytester"]
 
 # Nothing in the test suite may reach the network (litellm's price map: pytest_llmswap/__init__.py).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Tests rewrite modules that their inner runs import (an application pointed at another server). Python takes a
+# .pyc as current when its source has the same size and modification second, so a rewrite within the second
+# would run the old code; no process of the suite writes bytecode (in-process runs, and subprocesses by the
+# variable).
+sys.dont_write_bytecode = True
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
 
 @pytest.fixture
