@@ -170,12 +170,14 @@ class StatisticalVerdict:
 
 
 def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regression_rate: float | None,
-                        alpha: float) -> StatisticalVerdict:
+                        alpha: float, max_failed_call_rate: float = 0.0) -> StatisticalVerdict:
     """Does the row clear ``min_pass_rate`` (and stay under ``max_regression_rate``) with confidence ``1 - alpha``?
 
     The pass rate's lower Wilson bound must reach the threshold (a rate whose interval straddles it fails:
     the cases cannot show it); a failed call is a failed case. With ``max_regression_rate``, the net regression
-    rate's upper bound (docs/metrics.md) must stay at or under it. The message names the worst cases.
+    rate's upper bound (docs/metrics.md) must stay at or under it. Failed calls above ``max_failed_call_rate``
+    (and a row with no answer at all, whatever it allows) fail the row: bounds such as ``min_pass_rate=0``
+    cannot fail on cases that were never answered. The message names the worst cases.
     """
     from .drift import stats
 
@@ -183,6 +185,12 @@ def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regre
     passed = sum(c.passed for c in cases)
     low = stats.wilson(passed, n, confidence=1 - 2 * alpha).low if n else 0.0
     problems = []
+    failed = [c for c in cases if c.call_error]
+    if failed and (len(failed) == n or len(failed) > max_failed_call_rate * n):
+        what = "could not record" if failed[0].candidate is None else "got no answer for"
+        problems.append(f"{what} {len(failed)} of {n} cases (first: {failed[0].call_error}): a rate without their "
+                        "answers proves nothing; rerun (answers received are kept, only these are called again), "
+                        "or tolerate some with max_failed_call_rate")
     if low < min_pass_rate:
         problems.append(f"pass rate {passed}/{n} = {passed / max(n, 1):.1%}: its lower {1 - alpha:.0%} bound "
                         f"{low:.1%} is below min_pass_rate {min_pass_rate:.1%}")

@@ -67,8 +67,10 @@ class ItemRunner:
                 self._run_case(ItemKey(key.nodeid, case.id, key.model), fn, call)
             except (Exception, pytest.fail.Exception):
                 pass  # the case's outcome is in its result; the item is judged on all of them below
+        settings = self.options.settings
         verdict = statistical_verdict(self.results[start:], self._min_pass_rate(contract) or 0.0,
-                                      contract.contract.max_regression_rate, self.options.settings.alpha)
+                                      contract.contract.max_regression_rate, settings.alpha,
+                                      settings.max_failed_call_rate)
         if not verdict.passed:
             pytest.fail(verdict.message, pytrace=False)
 
@@ -243,9 +245,9 @@ class ItemRunner:
             against = "" if key.model is None else f" to compare {key.model} against"
             self._fail(result, f"no golden for case {key.case_id!r}{against}; record it with: "
                                f"{self.options.record_command} {key.nodeid}")
-        if golden.prompt_hash != case.prompt_hash:
-            message = (f"stale golden for case {key.case_id!r}: the prompt changed since it was recorded; "
-                       f"re-record it with: {self.options.record_command} {key.nodeid}")
+        if self._contract_case(key)[0].stale(case, golden):
+            message = (f"stale golden for case {key.case_id!r}: the prompt or its params changed since it was "
+                       f"recorded; re-record it with: {self.options.record_command} {key.nodeid}")
             if self.options.settings.stale_goldens == "fail":
                 self._fail(result, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
             result.notes["golden"] = message
