@@ -9,13 +9,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from . import prompt as prompts
 from .drift.tolerance import Tolerance, ToleranceError
 from .settings import UNREACHABLE_PASS_RATE
+from .types import public_params
+
+if TYPE_CHECKING:
+    from .golden import GoldenCase
 
 CONTRACT_ATTR = "__llmswap_contract__"
 ITEM_FIXTURE = "_llmswap_item"
@@ -76,6 +80,16 @@ class ResolvedContract:
 
     def case(self, case_id: str) -> Case:
         return self._by_id[case_id]
+
+    def stale(self, case: Case, golden: GoldenCase) -> bool:
+        """Whether ``golden`` was recorded for another call than ``case`` makes now (messages or parameters)."""
+        if golden.prompt_hash == case.prompt_hash:
+            return False
+        # A golden recorded before parameters counted hashes its messages alone: it is current when the
+        # parameters it was recorded with agree with the contract's.
+        params = json.loads(json.dumps(public_params(self.contract.params), default=str))
+        return not (params and golden.prompt_hash == prompts.prompt_hash(case.messages)
+                    and all(golden.params.get(k) == v for k, v in params.items()))
 
     @cached_property
     def _by_id(self) -> dict[str, Case]:
@@ -182,7 +196,7 @@ def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> 
             if system is not None:
                 messages.append(("system", prompts.render(system[0], variables, case_id, system[1])))
             messages.append(("user", prompts.render(template, variables, case_id, origin)))
-            rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages)))
+            rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages, contract.params)))
     except prompts.PromptError as exc:
         raise ContractError(str(exc)) from None
     return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, tuple(rendered))

@@ -65,6 +65,15 @@ def render(template: jinja2.Template, variables: dict[str, Any], case_id: str, o
                           f"(case keys: {', '.join(sorted(variables)) or 'none'})") from None
 
 
-def prompt_hash(messages: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> str:
-    """Short stable hash of a rendered conversation: a golden whose hash differs is stale."""
-    return hashlib.sha256(json.dumps([list(m) for m in messages]).encode()).hexdigest()[:16]
+def prompt_hash(messages: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+                params: dict[str, Any] | None = None) -> str:
+    """Short stable hash of everything that shapes a call: the rendered conversation and the contract's
+    generation parameters. A golden whose hash differs is stale.
+
+    Without parameters it is the hash of the messages alone, the hash every golden held before parameters
+    counted, so those goldens stay current.
+    """
+    payload: Any = [list(m) for m in messages]
+    if params:
+        payload = {"messages": payload, "params": params}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

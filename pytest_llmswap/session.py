@@ -269,11 +269,11 @@ class LlmSwapSession(ItemRunner):
         for module in sorted({c.module_path for c in self.contracts.values()}):
             for key, cases in sorted(self.store.contracts(module).items()):
                 contract = by_key.get((module, key))
-                current = {c.id: c.prompt_hash for c in contract.cases} if contract else {}
+                current = {c.id: c for c in contract.cases} if contract else {}
                 for case_id, golden in sorted(cases.items()):
                     if case_id not in current:
                         out.append((module, key, case_id, False))
-                    elif current[case_id] != golden.prompt_hash:
+                    elif contract is not None and contract.stale(current[case_id], golden):
                         out.append((module, key, case_id, True))
         return out
 
@@ -327,7 +327,7 @@ class LlmSwapSession(ItemRunner):
         if self.options.record != "new":
             return False
         golden = self.golden(key)
-        return golden is None or golden.prompt_hash != self._contract_case(key)[1].prompt_hash
+        return golden is None or self.contracts[key.nodeid].stale(self._contract_case(key)[1], golden)
 
     def _request(self, spec: ModelSpec, contract: ResolvedContract, messages: tuple[tuple[str, str], ...],
                  sample: int) -> Request:

@@ -49,6 +49,29 @@ def test_record_new_keeps_existing_and_all_rerecords(suite):
     assert goldens(pytester)["contracts"]["test_contract"]["cases"]["a"]["recorded_at"] != "kept"
 
 
+def test_changed_params_make_goldens_stale_and_old_goldens_stay_current(suite):
+    cases = 'cases=[{"id": "a", "word": "hi"}]'
+    pytester = suite(f'prompt="Say {{{{ word }}}}", {cases}, params={{"max_tokens": 48}}')
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(passed=1)
+    suite(f'prompt="Say {{{{ word }}}}", {cases}, params={{"max_tokens": 20}}')
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*stale golden for case 'a': the prompt or its params changed*"])
+    # A golden recorded before params were hashed holds the messages' hash: current while its params agree.
+    from pytest_llmswap.prompt import prompt_hash
+
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    data = json.loads(path.read_text())
+    case = data["contracts"]["test_contract"]["cases"]["a"]
+    case["prompt_hash"] = prompt_hash([("user", "Say hi")])
+    path.write_text(json.dumps(data))
+    pytester.runpytest().assert_outcomes(failed=1)
+    case["params"]["max_tokens"] = 20
+    path.write_text(json.dumps(data))
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_samples_records_k_samples_and_verdicts(suite):
     pytester = suite(body='assert output.text.endswith("hi")')
     result = pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new", "--llmswap-samples", "3")
@@ -128,8 +151,8 @@ def test_stale_goldens_fail_their_item_unless_told_to_warn(suite):
     suite(decorator='prompt="Please say {{ word }}", cases=[{"id": "a", "word": "hi"}, {"id": "b", "word": "yo"}]')
     result = pytester.runpytest()
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*stale golden for case 'a': the prompt changed since it was recorded; re-record it "
-                                 "with: pytest --incumbent-model SPEC --llmswap-record new test_suite.py::test_contract "
+    result.stdout.fnmatch_lines(["*stale golden for case 'a': the prompt or its params changed since it was recorded; "
+                                 "re-record it with: pytest --incumbent-model SPEC --llmswap-record new test_suite.py::test_contract "
                                  "(or set stale_goldens = \"warn\" in [[]tool.llmswap[]])"])
     pytester.makefile(".toml", pyproject='[tool.llmswap]\nsemantic = false\nstale_goldens = "warn"\n')
     result = pytester.runpytest()
