@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..types import Response
 from . import noise, structured, style, text, tokens
-from .tolerance import Tolerance
+from .tolerance import LOCAL_ONLY, Tolerance
 
 if TYPE_CHECKING:
     from .semantic import SemanticScorer
@@ -126,11 +126,19 @@ def score(golden: Sequence[Response], candidate: Response, *, json_output: bool,
 
 def beyond_tolerance(drift: Drift, tolerance: Tolerance, goldens: Sequence[Response],
                      candidate: Response) -> tuple[list[str], list[str]]:
-    """Lines saying where ``drift`` is beyond ``tolerance``, and the metric names involved (empty when within)."""
+    """Lines saying where ``drift`` is beyond ``tolerance``, and the metric names involved (empty when within).
+
+    A local-only metric (kl, top1) that could not be measured is kept as None with an "n/a" note: its
+    tolerance does not apply and the other tolerances judge the case.
+    """
     problems: list[str] = []
     names: list[str] = []
     for name, limit, higher in tolerance.limits():
         value = drift.metrics.get(name)
+        if value is None and name in LOCAL_ONLY:
+            drift.metrics[name] = None
+            drift.notes[name] = "n/a: " + drift.notes.get(name, "API and served models give no log-probs")
+            continue
         if value is None:
             reason = drift.notes.get(name, "not scored")
             problems.append(f"{name}: tolerance set but the metric is not available ({reason})")

@@ -19,6 +19,11 @@ METRICS: dict[str, tuple[str, bool]] = {
     "kl": ("kl", False),
 }
 
+#: Metrics only a local model compared with a local golden produces (teacher-forced log-probs). A tolerance on
+#: one does not apply where it cannot be measured (API and served models): shown as n/a, never a failure, so
+#: one suite can hold local and API candidates.
+LOCAL_ONLY = frozenset({"kl", "top1"})
+
 
 class ToleranceError(ValueError):
     """A tolerance with an unknown key or a value that is not a number."""
