@@ -110,10 +110,13 @@ def golden_files(root: Path) -> list[Path]:
 
 
 def chat_examples(root: Path, passed_only: bool = False) -> list[dict[str, Any]]:
-    """One chat-format training example per distinct conversation: the prompt's messages plus a golden answer.
+    """One chat-format training example per distinct conversation: its messages plus a golden answer.
 
-    Identical samples (the same messages and answer, e.g. K samples of a deterministic model) are one
-    example; ``metadata`` names the contract and case it came from and how many samples it stands for.
+    A contract with a prompt gives one per sample (the rendered messages and the answer); an application-mode
+    contract one per recorded call of each sample (the call's messages, tools and answer with its tool calls).
+    Identical conversations (e.g. K samples of a deterministic model) are one example; ``metadata`` names the
+    contract and case it came from, the call where it is one of an application's, and how many samples it
+    stands for.
     """
     from .golden import GoldenFormatError, load_golden_file
 
@@ -130,21 +133,36 @@ def chat_examples(root: Path, passed_only: bool = False) -> list[dict[str, Any]]
         module = path.parent.parent / f"{path.stem}.py"
         prefix = module.relative_to(root).as_posix() if root.is_dir() else module.name
         for key in sorted(contracts):
-            contract_id = f"{prefix}::{key}"
             for case_id, case in sorted(contracts[key].items()):
-                messages = [{"role": role, "content": content} for role, content in case.messages]
-                for sample in case.samples:
-                    # Samples recorded before checks ran carry no "passed": they are not known to pass.
-                    if passed_only and sample.get("passed") is not True:
+                # Samples recorded before checks ran carry no "passed": they are not known to pass.
+                samples = [s for s in case.samples if not passed_only or s.get("passed") is True]
+                for row, call in (r for s in samples for r in _conversations(case.messages, s)):
+                    text = json.dumps(row, ensure_ascii=False, sort_keys=True)
+                    if text in examples:
+                        examples[text]["metadata"]["samples"] += 1
                         continue
-                    example = messages + [{"role": "assistant", "content": sample["text"]}]
-                    key = json.dumps(example, ensure_ascii=False, sort_keys=True)
-                    if key in examples:
-                        examples[key]["metadata"]["samples"] += 1
-                    else:
-                        examples[key] = {"messages": example, "metadata": {"contract": contract_id, "case_id": case_id,
-                                                                           "samples": 1}}
+                    where = {"contract": f"{prefix}::{key}", "case_id": case_id}
+                    examples[text] = {**row, "metadata": {**where, **({"call": call} if call else {}), "samples": 1}}
     return list(examples.values())
+
+
+def _conversations(messages: list[list[str]], sample: dict[str, Any]) -> list[tuple[dict[str, Any], int | None]]:
+    """The chat rows of one golden sample with the number of the application call each comes from (None for
+    a contract's own prompt): ``messages`` and, where the call offered tools, ``tools``."""
+    if "calls" not in sample:
+        prompt = [{"role": role, "content": content} for role, content in messages]
+        return [({"messages": prompt + [{"role": "assistant", "content": sample["text"]}]}, None)]
+    rows = []
+    for number, call in enumerate(sample["calls"], 1):
+        request, response = call.get("request") or {}, call.get("response") or {}
+        answer: dict[str, Any] = {"role": "assistant", "content": response.get("text") or None}
+        if response.get("tool_calls"):
+            answer["tool_calls"] = response["tool_calls"]
+        row: dict[str, Any] = {"messages": [*request.get("messages", ()), answer]}
+        if request.get("tools"):
+            row["tools"] = request["tools"]
+        rows.append((row, number))
+    return rows
 
 
 def cmd_export(args: argparse.Namespace) -> int:

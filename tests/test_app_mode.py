@@ -539,3 +539,32 @@ def test_imported():
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "network.log").exists()
     assert "cost map" not in result.stdout.str() + result.stderr.str()
+
+
+def test_export_turns_every_recorded_call_into_a_chat_row(pytester, litellm_loaded, capsys):
+    from pytest_llmswap.cli import main
+
+    with chat_server(shop_answer()) as prod:
+        write_shop(pytester, prod.url)
+        record(pytester)
+    out = pytester.path / "train.jsonl"
+    assert main(["export", "--goldens", str(pytester.path), "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == CALLS_PER_CASE * len(CASES)
+    first, second = rows[0], rows[1]
+    assert first["metadata"] == {"contract": "test_shop.py::test_shop", "case_id": "late", "call": 1, "samples": 1}
+    assert first["messages"][0] == {"role": "system", "content": SYSTEM}
+    assert [t["function"]["name"] for t in first["tools"]] == ["lookup_order", "refund_order"]
+    answer = first["messages"][-1]
+    assert answer["role"] == "assistant" and answer["content"] is None
+    assert answer["tool_calls"][0]["function"] == {"name": "lookup_order", "arguments": '{"order_id": "7"}'}
+    assert second["messages"][-2]["role"] == "tool"
+    assert second["messages"][-1] == {"role": "assistant", "content": "Your order is delayed."}
+    # --passed-only drops every call of a sample whose checks failed.
+    path = pytester.path / "__llm_goldens__" / "test_shop.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["test_shop"]["cases"]["late"]["samples"][0]["passed"] = False
+    path.write_text(json.dumps(data))
+    assert main(["export", "--goldens", str(pytester.path), "-o", str(out), "--passed-only"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == CALLS_PER_CASE and {r["metadata"]["case_id"] for r in rows} == {"shipped"}
