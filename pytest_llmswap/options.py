@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ def _number(config: pytest.Config, option: str, ini: str, kind: type, default: A
         value = kind(raw)
     except (TypeError, ValueError):
         raise ValueError(f"--{option.replace('_', '-')} / {ini}: {raw!r} is not a {kind.__name__}") from None
+    if not math.isfinite(value):  # nan passes every comparison below, and inf never ends a wait
+        raise ValueError(f"--{option.replace('_', '-')} / {ini}: {raw!r} is not a finite number")
     if value < minimum:
         raise ValueError(f"--{option.replace('_', '-')} / {ini}: must be at least {minimum}, got {value}")
     return value
@@ -75,7 +78,8 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
         execution=ExecutionSettings(
             concurrency=_number(config, "llmswap_concurrency", "llmswap_concurrency", int, 8, 1),
             timeout_s=_number(config, "llmswap_timeout", "llmswap_timeout", float, 60.0, 0.001),
-            retries=_number(config, "llmswap_retries", "llmswap_retries", int, 3, 0)),
+            retries=_number(config, "llmswap_retries", "llmswap_retries", int, 3, 0),
+            max_wait_s=_number(config, "llmswap_max_wait", "llmswap_max_wait", float, 300.0, 0)),
         run_id=run_id, settings=project.settings, record_command=record_hint,
         report_html=report, report_json=_path(config, "llmswap_json", "llmswap_json"),
         report_markdown=_path(config, "llmswap_markdown", "llmswap_markdown"),

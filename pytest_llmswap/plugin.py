@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="timeout per API call in seconds (default 60)")
     group.addoption("--llmswap-retries", type=int, default=None, metavar="N",
                     help="retries with exponential backoff for transient API errors (default 3)")
+    group.addoption("--llmswap-max-wait", type=float, default=None, metavar="S",
+                    help="seconds in all a model's requests may wait to retry (rate limits, backoff); then its "
+                         "failing requests fail at once (default 300)")
     group.addoption("--llmswap-report", metavar="PATH", default=None,
                     help="HTML drift report (default llmswap-report.html when a candidate ran)")
     group.addoption("--llmswap-json", metavar="PATH", default=None, help="JSON results file")
@@ -61,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("llmswap_concurrency", "string", "default for --llmswap-concurrency"),
         ("llmswap_timeout", "string", "default for --llmswap-timeout"),
         ("llmswap_retries", "string", "default for --llmswap-retries"),
+        ("llmswap_max_wait", "string", "default for --llmswap-max-wait"),
         ("llmswap_report", "string", "default for --llmswap-report"),
         ("llmswap_json", "string", "default for --llmswap-json"),
         ("llmswap_markdown", "string", "default for --llmswap-markdown"),

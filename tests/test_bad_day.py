@@ -6,10 +6,15 @@ the outcome, the one line the user reads and what is (not) on disk afterwards.
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
 from openai_server import chat_server
-from test_faults import FAST, answer, goldens, one_failure_line
+from pytest_llmswap.models.litellm_backend import retry_after_s
+from test_errors import error_line
+from test_faults import FAST, answer, goldens, one_failure_line, write_suite
 
 
 def statistical_suite(pytester: pytest.Pytester, url: str) -> None:
@@ -60,3 +65,89 @@ def test_a_statistical_contract_whose_calls_failed_never_passes(pytester, litell
             assert run.ret == 1
             assert "got no answer for 1 of 4 cases (first: cand: InternalServerError" in one_failure_line(
                 run, "got no answer for")
+
+
+class _Limited(Exception):
+    """A provider error carrying response headers, as litellm's exceptions do."""
+
+    def __init__(self, retry_after: str) -> None:
+        super().__init__("rate limited")
+        self.response = SimpleNamespace(headers={"Retry-After": retry_after})
+
+
+@pytest.mark.parametrize(("value", "low", "high"), [
+    ("7", 7, 7), ("-3", 0, 0), ("0.5", 0.5, 0.5),
+    ("Fri, 31 Dec 2100 23:59:59 -0000", 2e9, 3e9),  # far future, with a zone: seconds, capped by the caller
+    ("Fri, 31 Dec 2100 23:59:59 GMT", 2e9, 3e9),
+    ("Fri, 31 Dec 2100 23:59:59", 2e9, 3e9),  # no zone: read as GMT, as HTTP dates are
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0, 0),  # past
+])
+def test_every_retry_after_form_is_seconds_from_now(value, low, high):
+    assert low <= retry_after_s(_Limited(value)) <= high
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "inf", "", "Fri, 99 Foo 2100 99:99:99", "Mon, 31 Dec 99999999 1:1:1"])
+def test_a_retry_after_that_is_no_time_is_ignored(value):
+    assert retry_after_s(_Limited(value)) is None  # the backoff applies
+
+
+def test_a_far_future_retry_after_waits_the_timeout_and_the_call_is_answered(pytester, litellm_loaded):
+    """Before: "can't subtract offset-naive and offset-aware datetimes" failed every unanswered request."""
+    far = ["429:retry-after=Fri, 31 Dec 2100 23:59:59 -0000", "429:retry-after=Fri, 31 Dec 2100 23:59:59"]
+    with chat_server(answer, faults=far) as prod:
+        write_suite(pytester, prod.url, prod.url)
+        pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new", "--llmswap-timeout", "1",
+                           "--llmswap-retries", "2").assert_outcomes(passed=2)
+
+
+def test_a_request_waiting_to_retry_leaves_its_concurrency_slot_to_the_others(pytester, litellm_loaded):
+    with chat_server(answer, faults=["429:retry-after=1"]) as prod:
+        write_suite(pytester, prod.url, prod.url)
+        pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new", "--llmswap-concurrency", "1",
+                           *FAST).assert_outcomes(passed=2)
+        # alpha is limited first; beta is answered while alpha waits, then alpha's retry.
+        assert prod.prompts() == ["Question: alpha", "Question: beta", "Question: alpha"]
+
+
+def test_max_wait_bounds_a_models_retry_waits_and_says_so(pytester, litellm_loaded):
+    with chat_server(answer, fault_for=lambda prompt: "429:retry-after=3" if "beta" in prompt else None) as prod:
+        write_suite(pytester, prod.url, prod.url)
+        started = time.monotonic()
+        result = pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new", "--llmswap-timeout", "5",
+                                    "--llmswap-retries", "5", "--llmswap-max-wait", "4")
+        result.assert_outcomes(passed=1, failed=1)
+        line = one_failure_line(result, "recording failed: prod:")
+        # One wait of 3 s fits in 4 s, a second does not: two calls, then the one line says why it stopped.
+        assert "RateLimitError after 2 attempt(s) (no retry: this model's retry waits would pass " \
+               "--llmswap-max-wait 4s)" in line
+        assert prod.prompts().count("Question: beta") == 2 and time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--llmswap-timeout", "nan"], "ERROR: --llmswap-timeout / llmswap_timeout: nan is not a finite number"),
+    (["--llmswap-timeout", "inf"], "ERROR: --llmswap-timeout / llmswap_timeout: inf is not a finite number"),
+    (["--llmswap-timeout", "0"], "ERROR: --llmswap-timeout / llmswap_timeout: must be at least 0.001, got 0.0"),
+    (["--llmswap-max-wait", "nan"], "ERROR: --llmswap-max-wait / llmswap_max_wait: nan is not a finite number"),
+    (["--llmswap-max-wait", "-1"], "ERROR: --llmswap-max-wait / llmswap_max_wait: must be at least 0, got -1.0"),
+])
+def test_a_number_option_that_is_no_finite_number_is_refused_at_start(suite, args, expected):
+    result = suite().runpytest("--candidate-model", "echo", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert error_line(result) == expected
+
+
+@pytest.mark.parametrize("price", ['"cheap"', "nan", "inf", "-2.5", "true"])
+def test_a_price_that_is_no_amount_is_refused_at_start(suite, price):
+    pytester = suite()
+    pytester.makefile(".toml", pyproject=f"""
+[tool.llmswap]
+semantic = false
+[tool.llmswap.models.local]
+model = "echo"
+gpu_hour_usd = {price}
+""")
+    result = pytester.runpytest("--candidate-model", "local")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert error_line(result).startswith(f"ERROR: [tool.llmswap.models.local]: gpu_hour_usd = ")
+    assert error_line(result).endswith(": must be a number of USD, 0 or more")
+    assert not (pytester.path / ".llmswap_cache").exists()  # refused before any call

@@ -22,11 +22,13 @@ OnAnswer = Callable[[Request, Answer], None]
 
 @dataclass(frozen=True)
 class ExecutionSettings:
-    """How API calls are made: ``concurrency`` calls at once, ``timeout_s`` each, ``retries`` with backoff."""
+    """How API calls are made: ``concurrency`` calls at once, ``timeout_s`` each, ``retries`` with backoff, and
+    at most ``max_wait_s`` seconds in all during which a model's requests wait to retry."""
 
     concurrency: int = 8
     timeout_s: float = 60.0
     retries: int = 3
+    max_wait_s: float = 300.0
 
 
 def make_backend(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
@@ -39,7 +41,7 @@ def make_backend(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
         from .litellm_backend import LiteLLMBackend
 
         return LiteLLMBackend(spec, concurrency=settings.concurrency, timeout_s=settings.timeout_s,
-                              retries=settings.retries)
+                              retries=settings.retries, max_wait_s=settings.max_wait_s)
     if spec.kind == "hf":
         from .hf import HFBackend
 

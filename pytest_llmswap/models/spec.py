@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None =
     if spec in models:
         entry = dict(models[spec])
         inner = _parse_plain(str(entry.pop("model")), label or spec, base)
-        prices = {k: entry.pop(k) for k in PRICE_KEYS if k in entry}
+        prices = {k: _price(spec, k, entry.pop(k)) for k in PRICE_KEYS if k in entry}
         if any(k in entry for k in ROUTER_KEYS):
             entry.update(_deployments(spec, inner.kind, entry))
         return ModelSpec(name=inner.name, kind=inner.kind, target=inner.target, options=inner.options,
@@ -47,6 +48,13 @@ def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None =
     except SpecError as exc:
         configured = f" Configured names: {', '.join(sorted(models))}." if models else ""
         raise SpecError(f"{exc}{configured}") from None
+
+
+def _price(name: str, key: str, value: Any) -> float:
+    """A configured price: a finite number >= 0 (a string or nan would crash the summary after every call was paid)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise SpecError(f"[tool.llmswap.models.{name}]: {key} = {value!r}: must be a number of USD, 0 or more")
+    return float(value)
 
 
 def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
