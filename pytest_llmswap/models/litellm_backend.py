@@ -11,6 +11,7 @@ import datetime as _dt
 import email.utils
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -60,20 +61,30 @@ def retryable(litellm: Any, exc: BaseException) -> bool:
 
 
 def retry_after_s(exc: BaseException) -> float | None:
-    """The server's ``Retry-After`` (seconds or an HTTP date) on an error response, if it sent one."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers", None)
-    value = next((str(v) for k, v in dict(headers or {}).items() if k.lower() == "retry-after"), None)
+    """The server's ``Retry-After`` on an error response, in seconds from now, or None when it sent none we can read.
+
+    Seconds or an HTTP date; a date without a zone is UTC (RFC 9110's dates are GMT). Garbage, nan and dates
+    out of range are None (the backoff applies); the caller caps what it waits.
+    """
+    try:
+        headers = getattr(getattr(exc, "response", None), "headers", None) or getattr(exc, "litellm_response_headers",
+                                                                                       None)
+        value = next((str(v) for k, v in dict(headers or {}).items() if str(k).lower() == "retry-after"), None)
+    except Exception:  # headers of an unexpected shape: as if the server sent none
+        return None
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        seconds = (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def call_params(spec: ModelSpec) -> dict[str, Any]:
@@ -134,17 +145,50 @@ def check_spec(spec: ModelSpec) -> None:
                          f"[tool.llmswap.models.<name>])")
 
 
+class WaitBudget:
+    """Bounds the wall-clock time during which at least one request of a model waits to retry (``limit_s``).
+
+    Overlapping waits count once, so the concurrent retries of a rate-limited model spend it together. A wait is
+    granted only if it would end within the budget even were nothing else waiting, so the total never passes it.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self._spent = 0.0
+        self._waiting = 0
+        self._since = 0.0
+
+    def spent(self) -> float:
+        return self._spent + (time.monotonic() - self._since if self._waiting else 0.0)
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` and return True, or return False at once when that would pass the budget."""
+        if self.spent() + seconds > self.limit_s:
+            return False
+        if not self._waiting:
+            self._since = time.monotonic()
+        self._waiting += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._spent += time.monotonic() - self._since
+        return True
+
+
 class LiteLLMBackend:
     """Calls one litellm model for a whole batch of requests at once."""
 
     def __init__(self, spec: ModelSpec, *, concurrency: int = 8, timeout_s: float = 60.0, retries: int = 3,
-                 backoff_s: float = 0.5) -> None:
+                 backoff_s: float = 0.5, max_wait_s: float = 300.0) -> None:
         self.spec = spec
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self._resolved: str = ""
+        self._waits = WaitBudget(max_wait_s)
 
     def resolved_model_id(self) -> str:
         return self._resolved or self.spec.target
@@ -179,26 +223,33 @@ class LiteLLMBackend:
         # Retries are ours (counted, backed off, reported); the provider SDK's own would hide them.
         kwargs.setdefault("max_retries", 0)
         attempt = 0
-        async with gate:
-            while True:
-                start = time.perf_counter()
-                try:
+        while True:
+            try:
+                async with gate:  # held for the call only: a request waiting to retry leaves its slot to others
+                    start = time.perf_counter()
                     raw = await call(messages=req.message_dicts, **kwargs)
                     return self._response(litellm, raw, time.perf_counter() - start, req)
-                except Exception as exc:  # litellm maps every provider error onto its exception classes
-                    if not retryable(litellm, exc) or attempt >= self.retries:
-                        return self._error(exc, attempt + 1, kwargs)
-                    attempt += 1
-                    wait = retry_after_s(exc)
-                    if wait is None:  # exponential backoff with jitter, so concurrent retries spread out
-                        wait = self.backoff_s * 2 ** (attempt - 1) * (1 + random.random())
-                    await asyncio.sleep(min(wait, self.timeout_s))
+            except Exception as exc:  # litellm maps every provider error onto its exception classes
+                if not retryable(litellm, exc) or attempt >= self.retries:
+                    return self._error(exc, attempt + 1, kwargs)
+                attempt += 1
+                if not await self._waits.wait(self._retry_wait(exc, attempt)):
+                    return self._error(exc, attempt, kwargs, f" (no retry: this model's retry waits would pass "
+                                                             f"--llmswap-max-wait {self._waits.limit_s:g}s)")
 
-    def _error(self, exc: Exception, attempts: int, kwargs: dict[str, Any]) -> ModelCallError:
+    def _retry_wait(self, exc: Exception, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt``: the server's ``Retry-After``, else backoff with jitter (so
+        concurrent retries spread out); never more than the timeout."""
+        wait = retry_after_s(exc)
+        if wait is None:
+            wait = self.backoff_s * 2 ** (attempt - 1) * (1 + random.random())
+        return min(wait, self.timeout_s)
+
+    def _error(self, exc: Exception, attempts: int, kwargs: dict[str, Any], why: str = "") -> ModelCallError:
         if isinstance(exc, EmptyAnswer):
-            message = f"{empty_answer_message(self.spec.name, str(exc))} (after {attempts} attempt(s))"
+            message = f"{empty_answer_message(self.spec.name, str(exc))} (after {attempts} attempt(s)){why}"
         else:
-            message = f"{self.spec.name}: {type(exc).__name__} after {attempts} attempt(s): {_first_line(exc)}"
+            message = f"{self.spec.name}: {type(exc).__name__} after {attempts} attempt(s){why}: {_first_line(exc)}"
         return ModelCallError(redact(message, secret_values(kwargs)))
 
     def _response(self, litellm: Any, raw: Any, latency: float, req: Request) -> Response:
