@@ -38,8 +38,13 @@ def _number(config: pytest.Config, option: str, ini: str, kind: type, default: A
 
 
 def _path(config: pytest.Config, option: str, ini: str) -> Path | None:
-    raw = _get(config, option, ini)
-    return None if raw is None else config.rootpath / raw
+    """A path from the command line is relative to the folder pytest was started in (as ``--junitxml``), one
+    from the ini file to the rootdir."""
+    raw = config.getoption(option)
+    if raw:
+        return config.invocation_params.dir / raw
+    raw = config.getini(ini)
+    return config.rootpath / raw if raw else None
 
 
 def build_options(config: pytest.Config, run_id: str) -> RunOptions:

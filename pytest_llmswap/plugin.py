@@ -12,6 +12,7 @@ import pytest
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
 from .heap import freeze_loaded_heap
 from .reporting import RunOutcome, finish_run, junit_properties
+from .rootdir import restore_rootdir
 from .run import RECORD_MODES, ItemKey, RunError
 from .session import LlmSwapSession
 from . import progress
@@ -71,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("llmswap_cache_dir", "string", "default for --llmswap-cache-dir"),
     ):
         parser.addini(name, text, type=kind, default=[] if kind == "linelist" else None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    # The first moment the plugin's options are known: a path option's value must not have moved the rootdir.
+    restore_rootdir(early_config, args)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -57,3 +57,44 @@ def test_kl_and_top1_tolerances_do_not_apply_to_api_models(pytester, litellm_loa
     assert {c["candidate"] for c in cases if c["exceeded"]} == {"sloppy"}
     assert all(c["exceeded_metrics"] == ["fields"] for c in cases if c["exceeded"])
     assert "<td>n/a</td>" in (pytester.path / "report.html").read_text()
+
+
+@pytest.fixture
+def workspace(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """A workspace with its own pytest settings and a named model, one level below pytester's folder, with
+    an out.json above it from an earlier run (pytest would take that file for a test path)."""
+    ws = pytester.mkdir("ws")
+    (ws / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-v"\n\n'
+                                       '[tool.llmswap]\nsemantic = false\n\n'
+                                       '[tool.llmswap.models.cand]\nmodel = "echo"\n')
+    (ws / "tests").mkdir()
+    (ws / "tests" / "test_suite.py").write_text(
+        "from pytest_llmswap import llm_contract\n\n"
+        "@llm_contract(prompt='Say {{ word }}', cases=[{'id': 'a', 'word': 'hi'}])\n"
+        "def test_contract(output, case):\n    assert case['word'] in output.text\n")
+    (pytester.path / "out.json").write_text("{}")
+    monkeypatch.chdir(ws)
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=1)
+    return ws
+
+
+@pytest.mark.parametrize("form", ["space", "equals"])
+def test_a_path_option_never_moves_the_rootdir(pytester, workspace, form):
+    args = ["--llmswap-json", "../out.json"] if form == "space" else ["--llmswap-json=../out.json"]
+    result = pytester.runpytest("--candidate-model", "cand", *args, "--llmswap-markdown", "../out.md")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"rootdir: {workspace}*"])
+    result.stdout.fnmatch_lines(["*test_contract*PASSED*"])  # the workspace's addopts
+    assert json.loads((pytester.path / "out.json").read_text())["candidates"][0]["name"] == "cand"
+    assert (pytester.path / "out.md").is_file()
+
+
+def test_path_options_resolve_against_the_folder_pytest_started_in(pytester, workspace, monkeypatch):
+    monkeypatch.chdir(workspace / "tests")
+    result = pytester.runpytest("--candidate-model", "cand", "--llmswap-json=out.json", "--llmswap-report",
+                                "r.html", "--junitxml=j.xml", "--llmswap-cache-dir", "store")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"rootdir: {workspace}*"])
+    for name in ("out.json", "r.html", "j.xml", "store"):
+        assert (workspace / "tests" / name).exists(), name
+        assert not (workspace / name).exists(), name
