@@ -204,7 +204,7 @@ class ItemRunner:
             self._fail(result, self._app_mismatch[case_key])
         spec = self._candidate(key.model)  # type: ignore[arg-type]
         backend = None if spec.kind == "litellm" else self.executor.backend(spec)
-        cache = self.executor.cache
+        cache = self.executor.usable_cache()
         answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution),
                                  appcalls.StoredCalls(cache, spec.identity) if cache is not None else None)
         run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
@@ -231,7 +231,7 @@ class ItemRunner:
 
     def _stored_calls(self, sample: int) -> appcalls.StoredCalls | None:
         """Where a recording keeps sample ``sample``'s calls as they arrive: by the incumbent, or the app's client."""
-        cache = self.executor.cache
+        cache = self.executor.usable_cache()
         if cache is None:
             return None
         spec = self.options.incumbent

@@ -129,6 +129,10 @@ def finish_run(state: LlmSwapSession, *, full_run: bool, worker: bool) -> RunOut
         (state.errors if state.options.settings.unused_goldens == "fail" else state.warnings).append(line)
     if state.executor.store_error is not None:
         state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
+    store = state.executor.cache
+    if store is not None and store.unreadable:
+        state.warnings.append(f"{store.unreadable} stored answer(s) in {store.path} could not be read (not JSON, or "
+                              "no text): the models were asked again and the answers replaced")
     return RunOutcome.FAILED if state.report.errors or state.errors else RunOutcome.OK
 
 

@@ -152,7 +152,7 @@ class LlmSwapSession(ItemRunner):
         if not recording and not candidates:
             return 0
         before = self.executor.calls
-        cache = self.executor.cache
+        cache = self.executor.usable_cache()
         lock = cache.lock() if cache else contextlib.nullcontext()
         try:
             with lock:

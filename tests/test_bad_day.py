@@ -6,7 +6,10 @@ the outcome, the one line the user reads and what is (not) on disk afterwards.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -151,3 +154,62 @@ gpu_hour_usd = {price}
     assert error_line(result).startswith(f"ERROR: [tool.llmswap.models.local]: gpu_hour_usd = ")
     assert error_line(result).endswith(": must be a number of USD, 0 or more")
     assert not (pytester.path / ".llmswap_cache").exists()  # refused before any call
+
+
+def _record_with_echo(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new", *args)
+
+
+def _no_internal_error(result: pytest.RunResult) -> None:
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text and "Traceback" not in text, text
+
+
+def _store_line(result: pytest.RunResult, store: Path) -> str:
+    lines = [ln for ln in result.stdout.lines if ln.startswith(f"ERROR cannot write {store / 'responses.sqlite3'}: ")]
+    assert len(lines) == 1, result.stdout.str()
+    assert lines[0].endswith("or point --llmswap-cache-dir elsewhere, or pass --llmswap-no-cache (answers after it "
+                             "were not kept for a rerun)")
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", ["folder is a file", "database is garbage", "lock is a folder", "read-only"])
+def test_a_store_that_cannot_be_used_is_one_line_and_the_run_goes_on(suite, damage):
+    pytester = suite()
+    store = pytester.path / "store"
+    if damage == "folder is a file":
+        store.write_text("not a folder")
+    elif damage == "database is garbage":
+        store.mkdir()
+        (store / "responses.sqlite3").write_bytes(b"this is not a database" * 100)
+    elif damage == "lock is a folder":  # what a lock file the user cannot open does; root ignores permissions
+        (store / ".execute.lock").mkdir(parents=True)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders; 'lock is a folder' stands for it")
+        store.mkdir(mode=0o555)
+    result = _record_with_echo(pytester, "--llmswap-cache-dir", "store")
+    _no_internal_error(result)
+    result.assert_outcomes(passed=2)  # every item ran and was judged, without the store
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the run says the answers were not kept
+    _store_line(result, store)
+    assert (pytester.path / "__llm_goldens__" / "test_suite.json").exists()
+
+
+def test_a_store_row_that_is_no_answer_is_a_miss_with_a_warning(suite):
+    pytester = suite()
+    _record_with_echo(pytester).assert_outcomes(passed=2)
+    db = pytester.path / ".llmswap_cache" / "responses.sqlite3"
+    with sqlite3.connect(db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT key FROM responses ORDER BY key")]
+        conn.execute("UPDATE responses SET response = 'not json {' WHERE key = ?", (keys[0],))
+        conn.execute("UPDATE responses SET response = '{\"model\": \"echo\"}' WHERE key = ?", (keys[1],))
+    conn.close()
+    result = pytester.runpytest("--candidate-model", "echo")  # the same requests: read from the store
+    _no_internal_error(result)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"WARNING 2 stored answer(s) in {db} could not be read (not JSON, or no text): the "
+                                 "models were asked again and the answers replaced"])
+    again = pytester.runpytest("--candidate-model", "echo")  # the rows were replaced: no warning now
+    again.assert_outcomes(passed=2)
+    assert "could not be read" not in again.stdout.str()

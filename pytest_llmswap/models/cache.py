@@ -22,6 +22,9 @@ from ..files import OutputWriteError
 from ..types import Response
 
 DB_NAME = "responses.sqlite3"
+LOCK_NAME = ".execute.lock"
+# How to get past a store that cannot be used; the run goes on without it meanwhile.
+FIX = "free space or delete the folder, or point --llmswap-cache-dir elsewhere, or pass --llmswap-no-cache"
 
 
 class ResponseCache:
@@ -38,6 +41,7 @@ class ResponseCache:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self.unreadable = 0  # stored rows that were not a response (not JSON, no text): misses, called again
 
     @classmethod
     def ephemeral(cls, run_id: str) -> ResponseCache:
@@ -49,7 +53,22 @@ class ResponseCache:
         """An inter-process lock held while a session executes its requests (xdist workers wait, then
         find every answer in the store)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return FileLock(self.directory / ".execute.lock")
+        return FileLock(self.directory / LOCK_NAME)
+
+    def check(self) -> None:
+        """Make sure the store can be written now: its folder, lock file and database (a write transaction,
+        rolled back). Raises :class:`OutputWriteError`, one line with the reason and the fix."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(self.directory / LOCK_NAME, "a"):
+                pass
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only or corrupt database
+            db.execute("ROLLBACK")
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise OutputWriteError(self.path, f"{reason}; {FIX}") from None
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -69,7 +88,13 @@ class ResponseCache:
     def get(self, key: str, *, this_run_only: bool = False) -> Response | None:
         """The stored response for ``key`` (only one stored by this run when ``this_run_only``), or None."""
         data = self.get_data(key, this_run_only=this_run_only)
-        return None if data is None else Response.from_dict(data)
+        if data is None:
+            return None
+        try:
+            return Response.from_dict(data)
+        except (KeyError, TypeError, ValueError):  # a row without text, or with fields of the wrong type
+            self.unreadable += 1
+            return None
 
     def holds_all(self, keys: Iterable[str], *, this_run_only: bool = False) -> bool:
         """Whether every key has a stored response (by this run when ``this_run_only``), without reading them:
@@ -100,7 +125,13 @@ class ResponseCache:
             return None  # an unreadable store is a miss; put says what is wrong with it
         if row is None or (this_run_only and row[0] != self.run_id):
             return None
-        data: dict[str, Any] = json.loads(row[1])
+        try:
+            data = json.loads(row[1])
+        except (TypeError, ValueError):
+            data = None
+        if not isinstance(data, dict):  # written by something else: a miss, so the call is made again
+            self.unreadable += 1
+            return None
         return data
 
     def put_data(self, key: str, data: dict[str, Any]) -> None:
@@ -109,8 +140,7 @@ class ResponseCache:
         try:
             self._db().execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, self.run_id, text))
         except (sqlite3.Error, OSError) as exc:
-            raise OutputWriteError(self.path, f"{exc}; free space, fix its permissions, or pass "
-                                              "--llmswap-cache-dir / --llmswap-no-cache") from None
+            raise OutputWriteError(self.path, f"{exc}; {FIX}") from None
 
     def count(self) -> int:
         """How many responses are stored (for tests and diagnostics)."""

@@ -62,7 +62,20 @@ class Executor:
         self.backends: dict[str, Backend] = {}
         self.calls = 0
         self.store_error: OutputWriteError | None = None
+        self._checked = False
         self._lock = threading.RLock()
+
+    def usable_cache(self) -> ResponseCache | None:
+        """The store, checked once; one that cannot be written is dropped (its line in ``store_error``), so the
+        run goes on calling models without it."""
+        with self._lock:
+            if self.cache is not None and not self._checked:
+                try:
+                    self.cache.check()
+                except OutputWriteError as exc:
+                    self.store_error, self.cache = exc, None
+                self._checked = True
+            return self.cache
 
     def backend(self, spec: ModelSpec) -> Backend:
         with self._lock:
