@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +52,26 @@ class GoldenCase:
         if not isinstance(samples, list) or not samples:
             raise ValueError("'samples' must be a non-empty list")
         for i, sample in enumerate(samples):
-            if not isinstance(sample, dict) or not isinstance(sample.get("text"), str):
-                raise ValueError(f"sample {i + 1} has no 'text' string")
+            _check_sample(i + 1, sample)
         return cls(prompt_hash=str(data["prompt_hash"]), variables=data.get("variables", {}),
                    messages=data.get("messages", []), model=data.get("model", ""), params=data.get("params", {}),
                    samples=list(samples), recorded_at=data.get("recorded_at", ""))
+
+
+def _check_sample(number: int, sample: Any) -> None:
+    """A sample's fields have the types every report reads them as (else a summary fails after the run)."""
+    if not isinstance(sample, dict) or not isinstance(sample.get("text"), str):
+        raise ValueError(f"sample {number} has no 'text' string")
+    usage = sample.get("usage") or {}
+    counts = [usage.get(k, 0) for k in ("input_tokens", "output_tokens", "reasoning_tokens")] if isinstance(
+        usage, dict) else [None]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise ValueError(f"sample {number}: 'usage' must hold token counts (whole numbers), not {str(usage)[:60]!r}")
+    for name in ("latency_s", "cost_usd"):
+        value = sample.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value >= 0):
+            raise ValueError(f"sample {number}: {name!r} must be a number (0 or more) or null, not {str(value)[:60]!r}")
 
 
 def golden_path(module_path: Path) -> Path:

@@ -6,6 +6,7 @@ the outcome, the one line the user reads and what is (not) on disk afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -213,3 +214,25 @@ def test_a_store_row_that_is_no_answer_is_a_miss_with_a_warning(suite):
     again = pytester.runpytest("--candidate-model", "echo")  # the rows were replaced: no warning now
     again.assert_outcomes(passed=2)
     assert "could not be read" not in again.stdout.str()
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("usage", {"input_tokens": "many"}, "sample 1: 'usage' must hold token counts (whole numbers), not \"{'input_tokens': 'many'}\""),
+    ("usage", "lots", "sample 1: 'usage' must hold token counts (whole numbers), not 'lots'"),
+    ("latency_s", "fast", "sample 1: 'latency_s' must be a number (0 or more) or null, not 'fast'"),
+    ("latency_s", [1], "sample 1: 'latency_s' must be a number (0 or more) or null, not '[1]'"),
+    ("cost_usd", -1, "sample 1: 'cost_usd' must be a number (0 or more) or null, not '-1'"),
+])
+def test_a_golden_sample_field_of_the_wrong_type_is_one_golden_format_line(suite, field, value, expected):
+    pytester = suite()
+    _record_with_echo(pytester).assert_outcomes(passed=2)
+    path = pytester.path / "__llm_goldens__" / "test_suite.json"
+    data = json.loads(path.read_text())
+    data["contracts"]["test_contract"]["cases"]["b"]["samples"][0][field] = value
+    path.write_text(json.dumps(data))
+    for args in ((), ("--candidate-model", "echo")):  # replay and candidate
+        result = pytester.runpytest(*args)
+        _no_internal_error(result)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert error_line(result) == (f"ERROR: golden file {path} is malformed at test_contract[b] ({expected}); "
+                                      "restore it from version control or re-record it")
