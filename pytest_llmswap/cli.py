@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .files import OutputWriteError, write_text
+
 
 class CliError(Exception):
     """A user error: printed as one line on stderr, exit status 2."""
@@ -40,10 +42,9 @@ def _load_results(path: str) -> Any:
 
 def _write(path: str | Path, text: str) -> None:
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_text(Path(path), text)  # the plugin's writer: atomic, and a lone surrogate is never an error
+    except OutputWriteError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

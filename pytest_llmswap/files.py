@@ -24,7 +24,22 @@ def write_text(path: Path, text: str) -> None:
     which is lossless in JSON, where that is the escape JSON itself uses. A new file gets the mode
     the umask gives (an existing one keeps its mode). Raises :class:`OutputWriteError`.
     """
-    write_bytes(path, text.encode("utf-8", "backslashreplace"))
+    write_bytes(path, encode(text))
+
+
+def encode(text: str) -> bytes:
+    """``text`` as this writer stores it: UTF-8, a lone surrogate as its ``\\udXXX`` escape (never an error)."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` (encoded as :func:`encode` does) to a file others append to as well, such as
+    ``$GITHUB_STEP_SUMMARY``; raises :class:`OutputWriteError`."""
+    try:
+        with open(path, "ab") as fh:
+            fh.write(encode(text))
+    except OSError as exc:
+        raise OutputWriteError(Path(path), _reason(exc)) from None
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from openai_server import chat_server
+from pytest_llmswap import cli
 from pytest_llmswap.models.litellm_backend import retry_after_s
 from test_errors import error_line
 from test_faults import FAST, answer, goldens, one_failure_line, write_suite
@@ -236,3 +237,33 @@ def test_a_golden_sample_field_of_the_wrong_type_is_one_golden_format_line(suite
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert error_line(result) == (f"ERROR: golden file {path} is malformed at test_contract[b] ({expected}); "
                                       "restore it from version control or re-record it")
+
+
+def test_a_lone_surrogate_in_an_answer_breaks_no_report_writer(suite, monkeypatch, tmp_path):
+    """echo answers with the case's word, a lone surrogate: every file the run and the CLI write holds it escaped."""
+    # The check fails, so the Markdown shows the case with its answer in the message.
+    pytester = suite(decorator='prompt="Say {{ word }}", cases=[{"id": "a", "word": "x\\udc80y"}]',
+                     body='assert output.text == "", output.text')
+    _record_with_echo(pytester).assert_outcomes(failed=1)
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest("--candidate-model", "echo", "--llmswap-markdown", "pr.md", "--llmswap-json",
+                                "out.json", "--llmswap-report", "out.html")
+    _no_internal_error(result)
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # The terminal summary (with the verdict) is there, down to the list of files written.
+    assert "could not summarise" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["No candidate can replace*", "echo: *", "*Markdown*pr.md"])
+    for path in (pytester.path / "pr.md", summary, pytester.path / "out.html"):
+        assert "x\\udc80y" in path.read_text(encoding="utf-8"), path
+    assert json.loads((pytester.path / "out.json").read_text())["cases"][0]["output"]["text"] == "Say x\udc80y"
+    # The CLI writes through the same writer.
+    out = pytester.path
+    assert cli.main(["report", str(out / "out.json"), "-o", str(out / "again.html"), "--markdown",
+                     str(out / "again.md")]) == 0
+    assert cli.main(["merge", str(out / "out.json"), "-o", str(out / "merged.json")]) == 0
+    assert cli.main(["export", "--goldens", str(out), "-o", str(out / "train.jsonl")]) == 0
+    assert "x\\udc80y" in (out / "again.md").read_text(encoding="utf-8")
+    assert json.loads((out / "merged.json").read_text())["cases"][0]["output"]["text"] == "Say x\udc80y"
+    assert json.loads((out / "train.jsonl").read_text().splitlines()[0])["messages"][-1]["content"] == "Say x\udc80y"

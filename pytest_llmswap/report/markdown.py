@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from ..files import write_text
+from ..files import append_text, encode, write_text
 from . import view
 from ..results import CaseResult, RunResults
 
@@ -69,7 +69,7 @@ def short_diff(golden: str, candidate: str) -> str:
 
 def _size(text: str) -> int:
     # UTF-8 bytes: at least the character count, so the limit holds whichever way the consumer counts.
-    return len(text.encode("utf-8"))
+    return len(encode(text))
 
 
 def run_link() -> str | None:
@@ -244,6 +244,5 @@ def append_step_summary(text: str) -> bool:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return False
-    with open(target, "a", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") else text + "\n")
+    append_text(Path(target), text if text.endswith("\n") else text + "\n")
     return True
