@@ -65,8 +65,10 @@ class _Guarded:
         try:
             response = self.answer(request)
         except Exception as exc:
+            # A backend's error is its own one line (model, attempts); anything else gets the model's name.
+            line = str(exc) if isinstance(exc, ModelCallError) else f"{self.model}: {_error_line(exc)}"
             with self._lock:
-                self.errors.append(f"{self.model}: {_error_line(exc)}")
+                self.errors.append(redact(line))
             raise
         if not self.allow_empty and not _answered(response):
             message = empty_answer_message(self.model, "no text and no tool call")

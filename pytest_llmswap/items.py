@@ -153,7 +153,7 @@ class ItemRunner:
         contract, case = self._contract_case(key)
         result = self._result(key)
         if key in self.app_recording:
-            answer, model = self._incumbent_answer()
+            answer, model = self._incumbent_answer(contract.contract.allow_empty)
             runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty, self._stored_calls(i))
                     for i in range(self.options.samples)]
             errors = [r.call_error for r in runs if r.call_error]
@@ -203,9 +203,9 @@ class ItemRunner:
         if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
             self._fail(result, self._app_mismatch[case_key])
         spec = self._candidate(key.model)  # type: ignore[arg-type]
-        backend = None if spec.kind == "litellm" else self.executor.backend(spec)
         cache = self.executor.usable_cache()
-        answer = appcalls.stored(candidate_answer(spec, backend, self.options.execution),
+        answer = appcalls.stored(candidate_answer(spec, self.executor.backend(spec), self.options.execution,
+                                                  contract.contract.allow_empty),
                                  appcalls.StoredCalls(cache, spec.identity) if cache is not None else None)
         run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
         if run.call_error:
@@ -221,13 +221,12 @@ class ItemRunner:
             extra=[appcalls.tool_scorer(golden.samples[0], run)])
         self._judged(result, judgement)
 
-    def _incumbent_answer(self) -> tuple[Any, str]:
+    def _incumbent_answer(self, allow_empty: bool) -> tuple[Any, str]:
         """Who answers an application's calls when recording: ``--incumbent-model``, else the app's own model."""
         spec = self.options.incumbent
         if spec is None:
             return None, "the application's model"
-        return candidate_answer(spec, None if spec.kind == "litellm" else self.executor.backend(spec),
-                                self.options.execution), spec.name
+        return candidate_answer(spec, self.executor.backend(spec), self.options.execution, allow_empty), spec.name
 
     def _stored_calls(self, sample: int) -> appcalls.StoredCalls | None:
         """Where a recording keeps sample ``sample``'s calls as they arrive: by the incumbent, or the app's client."""

@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,27 +23,68 @@ SECRET_PARAMS = frozenset(
 )
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter or variable name holds a credential (``api_key``, ``headers``, ``GATEWAY_TOKEN``)."""
+    return name.lower() in SECRET_PARAMS or bool(_SECRET_ENV.search(name))
+
+
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without credentials, safe to store in a golden, cache key or report."""
-    return {k: v for k, v in sorted(params.items()) if k.lower() not in SECRET_PARAMS}
+    """``params`` without credentials, safe to store in a golden, cache key or report: credential-named
+    parameters dropped, URLs (``api_base``) kept without userinfo and credential query parameters."""
+    return {k: strip_url_credentials(v) for k, v in sorted(params.items()) if not is_secret_name(k)}
+
+
+def strip_url_credentials(value: Any) -> Any:
+    """``value`` with the userinfo and credential query parameters of every URL in it masked (recursively).
+
+    A URL without credentials is returned unchanged, so cache keys of such models do not move.
+    """
+    if isinstance(value, str):
+        return _URL_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", value)) if "://" in value else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(strip_url_credentials(v) for v in value)
+    if isinstance(value, dict):
+        return {k: strip_url_credentials(v) for k, v in value.items()}
+    return value
 
 
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$", re.IGNORECASE)
+# The whole userinfo of a URL (``https://user:pass@host``, ``https://TOKEN@host``) and credential query values.
+_URL_USERINFO = re.compile(r"(://)[^/\s@\"']+@")
+_URL_QUERY = re.compile(r"(?i)([?&](?:api[_-]?key|key|access[_-]?token|token|sig|signature|secret|password|code|"
+                        r"auth|x-amz-security-token|x-amz-signature)=)[^&\s\"'#]+")
+# Values of an "<scheme> <token>" header ("Bearer TOKEN", "Basic ...", "Token ..."): the token alone is masked too,
+# since a provider may echo it without its scheme.
+_SCHEMED = re.compile(r"^\s*[A-Za-z][\w-]*\s+(\S{4,})\s*$")
+# Credentials learnt while running (the keys an application passes to its own clients): masked wherever a
+# line is redacted, though they are in no configuration and no environment variable.
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Mask ``values`` in every later :func:`redact` of this process (keys met at run time, e.g. an app's client)."""
+    fresh = {v for v in values if len(v) >= 4}
+    if fresh - _known:
+        with _known_lock:
+            _known.update(fresh)
+
+
 _SECRET_PATTERNS = (
     # A credential header, with or without a scheme: "Authorization: Bearer x", '"x-api-key": "x"'.
     (re.compile(r"(?i)((?:authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key|"
                 r"ocp-apim-subscription-key)[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)"
                 r"[^\s\"',;&}]{4,}"), r"\1***"),
     (re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1***"),
-    # Keys in query strings and passwords in URLs.
-    (re.compile(r"(?i)([?&](?:api[_-]?key|key|access[_-]?token|token|sig|signature|secret|password|code)=)"
-                r"[^&\s\"'#]+"), r"\1***"),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
+    # Keys in query strings and the userinfo of URLs.
+    (_URL_QUERY, r"\1***"),
+    (_URL_USERINFO, r"\1***@"),
 )
 
 
 def secret_values(params: dict[str, Any]) -> tuple[str, ...]:
-    """Every credential value in call parameters: credential-named params, and each value of a header dict."""
+    """Every credential value in call parameters: credential-named params, each value of a header dict, and
+    the token of a value with a scheme (``"Bearer TOKEN"`` gives both ``"Bearer TOKEN"`` and ``"TOKEN"``)."""
     found: list[str] = []
 
     def collect(value: Any) -> None:
@@ -53,23 +96,28 @@ def secret_values(params: dict[str, Any]) -> tuple[str, ...]:
                 collect(item)
         elif value is not None and not isinstance(value, bool):
             found.append(str(value))
+            scheme = _SCHEMED.match(str(value))
+            if scheme:
+                found.append(scheme.group(1))
 
     for name, value in params.items():
-        if name.lower() in SECRET_PARAMS or _SECRET_ENV.search(name):
+        if is_secret_name(name):
             collect(value)
     return tuple(found)
 
 
 def redact(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
     """``text`` with every credential masked: ``extra_secrets`` (see :func:`secret_values`), credential
-    values from the environment (``*_API_KEY``, ``*_TOKEN``, ...), credential headers, keys in query
-    strings and passwords in URLs.
+    values from the environment (``*_API_KEY``, ``*_TOKEN``, ...), keys remembered at run time
+    (:func:`remember_secrets`), credential headers, keys in query strings and the userinfo of URLs.
 
     Provider error messages sometimes echo a request; this keeps keys out of reports and logs.
     """
     secrets = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8]
     # Explicit credentials are masked even when short; a 1-3 character value would mask ordinary text.
-    secrets += [s for s in extra_secrets if s and len(s) >= 4]
+    with _known_lock:
+        known = tuple(_known)
+    secrets += [s for s in (*extra_secrets, *known) if s and len(s) >= 4]
     for value in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(value, "***")
     for pattern, replacement in _SECRET_PATTERNS:

@@ -36,7 +36,8 @@ FAULTS = {
     "empty_body": "200 with an empty body",
     "empty_content": "200 with `content: \"\"`",
     "null_content": "200 with `content: null`",
-    "echo_headers": "400 whose error message echoes every request header (as careless providers do)",
+    "echo_headers": "400 (or ``echo_headers:401``, ``:500``...) whose error message echoes the request's path and "
+                    "query and every header (as careless providers do)",
 }
 
 
@@ -159,8 +160,11 @@ class ChatServer:
                     echoed = dict(sorted(((k, v) for k, v in self.headers.items()
                                           if not k.lower().startswith("x-stainless")),
                                          key=lambda kv: not kv[0].lower().startswith(("x-", "authorization"))))
-                    error = {"error": {"message": f"bad request; headers were {echoed}"}}
-                    self._send(400, json.dumps(error).encode())
+                    # The bare key first, as OpenAI's 401 does ("Incorrect API key provided: KEY").
+                    token = str(self.headers.get("Authorization", "")).split(" ")[-1]
+                    error = {"error": {"message": f"incorrect API key provided: {token}; bad request to {self.path}; "
+                                                  f"headers were {echoed}"}}
+                    self._send(int(option) if option.isdigit() else 400, json.dumps(error).encode())
                 elif code == "timeout":
                     server.stopping.wait()
                 elif code == "reset":

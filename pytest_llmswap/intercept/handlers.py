@@ -19,6 +19,7 @@ from .wire import match_key, describe_difference, response_from_wire
 if TYPE_CHECKING:
     from ..models.base import Backend
     from ..models.executor import ExecutionSettings
+    from ..models.litellm_backend import LiteLLMBackend
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_RECORD_COMMAND = "pytest --llmswap-record all"
@@ -102,22 +103,18 @@ class Replay:
 Handler = Record | Replay | Candidate
 
 
-def litellm_answer(spec: ModelSpec, *, timeout_s: float = 60.0, retries: int = 3) -> Answer:
-    """An answer function calling ``spec`` through litellm with the app's messages, tools and response format.
+def litellm_answer(backend: LiteLLMBackend, allow_empty: bool = False) -> Answer:
+    """An answer function calling ``backend``'s model through litellm with the app's messages, tools and response
+    format, retried as a batch's calls are (empty answers too, unless ``allow_empty``).
 
     The spec's configured parameters win over the application's (a candidate's settings are deliberate).
     """
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
-        from ..models.litellm_backend import call_params, completion
-
-        kwargs: dict[str, Any] = {k: request[k] for k in ("tools", "tool_choice", "response_format") if k in request}
-        kwargs.update(request.get("params") or {})
-        kwargs.update(call_params(spec))
-        kwargs.setdefault("timeout", timeout_s)
-        kwargs.setdefault("num_retries", retries)
+        extra: dict[str, Any] = {k: request[k] for k in ("tools", "tool_choice", "response_format") if k in request}
+        extra.update(request.get("params") or {})
         start = time.perf_counter()
-        raw = completion(spec, request["messages"], **kwargs)
+        raw = backend.call(request["messages"], extra, allow_empty=allow_empty)
         response = response_from_wire(raw.model_dump())
         response["latency_s"] = time.perf_counter() - start
         response["cost_usd"] = (getattr(raw, "_hidden_params", None) or {}).get("response_cost")
@@ -163,12 +160,13 @@ def backend_answer(backend: Backend, spec: ModelSpec) -> Answer:
 
 
 def candidate_answer(spec: ModelSpec, backend: Backend | None = None,
-                     settings: ExecutionSettings | None = None) -> Answer:
-    """The answer function for a model spec: litellm models keep tools and response format; local ones
-    answer through ``backend`` (pass the session's, so a local model loads once), else a new one."""
+                     settings: ExecutionSettings | None = None, allow_empty: bool = False) -> Answer:
+    """The answer function for a model spec: litellm models keep tools and response format; local ones answer
+    as text. Pass the session's ``backend``, so a local model loads once and a refused key stops every case's
+    calls; else a new one is made."""
     from ..models.executor import ExecutionSettings, make_backend
 
-    settings = settings or ExecutionSettings()
+    backend = backend or make_backend(spec, settings or ExecutionSettings())
     if spec.kind == "litellm":
-        return litellm_answer(spec, timeout_s=settings.timeout_s, retries=settings.retries)
-    return backend_answer(backend or make_backend(spec, settings), spec)
+        return litellm_answer(backend, allow_empty)  # type: ignore[arg-type]
+    return backend_answer(backend, spec)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+from ..types import remember_secrets, secret_values
 from .handlers import Candidate, Handler, InterceptError, Kept, Record, Replay
 from .records import CallRecord, summarize
 from .streams import AsyncChunkStream, ChunkStream
@@ -202,10 +203,25 @@ def _failed(session: Session, exc: InterceptError) -> InterceptError:
     return exc
 
 
+def _remember_keys(kwargs: dict[str, Any]) -> None:
+    """The credentials an application passes with a call (``api_key=``, ``extra_headers=``): masked in every
+    error shown from now on, though they may be in no environment variable."""
+    remember_secrets(secret_values(kwargs))
+
+
+def _remember_client(resource: Any) -> None:
+    """The key and default headers of the application's own SDK client (``OpenAI(api_key=...)``), as above."""
+    client = getattr(resource, "_client", None)
+    if _session() is not None and client is not None:
+        remember_secrets(secret_values({"api_key": getattr(client, "api_key", None),
+                                        "headers": getattr(client, "_custom_headers", None)}))
+
+
 def _sync_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, Any], call: Callable[[], Any]) -> Any:
     session = _session()
     if session is None:
         return call()
+    _remember_keys(kwargs)
     request = make_request(api.name, model, messages, kwargs)
     record = session.start(request)
     start = time.perf_counter()
@@ -226,6 +242,7 @@ async def _async_call(api: _Api, model: Any, messages: Any, kwargs: dict[str, An
     session = _session()
     if session is None:
         return await call()
+    _remember_keys(kwargs)
     request = make_request(api.name, model, messages, kwargs)
     record = session.start(request)
     start = time.perf_counter()
@@ -311,6 +328,7 @@ def _patch_openai_chat(module: Any) -> None:
     def sync(original: Any) -> Any:
         def create(self: Any, *args: Any, **kwargs: Any) -> Any:
             _refuse_raw(kwargs)
+            _remember_client(self)
             return _sync_call(api, kwargs.get("model"), kwargs.get("messages"), kwargs,
                               lambda: original(self, *args, **kwargs))
 
@@ -319,6 +337,7 @@ def _patch_openai_chat(module: Any) -> None:
     def asyn(original: Any) -> Any:
         async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
             _refuse_raw(kwargs)
+            _remember_client(self)
             return await _async_call(api, kwargs.get("model"), kwargs.get("messages"), kwargs,
                                      lambda: original(self, *args, **kwargs))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..types import ModelCallError, ModelSpec, Request, Response, Usage, redact, secret_values
 from .base import AnswerCallback, empty_answer_message
+from . import env
 from .spec import ROUTER_KEYS
 
 
@@ -88,8 +89,9 @@ def retry_after_s(exc: BaseException) -> float | None:
 
 
 def call_params(spec: ModelSpec) -> dict[str, Any]:
-    """The spec's parameters for a completion call: without the Router's keys, which name deployments."""
-    return {k: v for k, v in spec.params if k not in ROUTER_KEYS}
+    """The spec's parameters for a completion call: without the Router's keys, which name deployments, and with
+    ``os.environ/NAME`` values read from the environment."""
+    return {k: env.resolve(v) for k, v in spec.params if k not in ROUTER_KEYS}
 
 
 def make_router(litellm: Any, spec: ModelSpec) -> Any | None:
@@ -100,25 +102,10 @@ def make_router(litellm: Any, spec: ModelSpec) -> Any | None:
     params = spec.param_dict
     if "api_bases" not in params:
         return None
-    deployments = [{"model_name": spec.name, "litellm_params": {"model": spec.target, "api_base": base}}
+    deployments = [{"model_name": spec.name, "litellm_params": {"model": spec.target, "api_base": env.resolve(base)}}
                    for base in params["api_bases"]]
     return litellm.Router(model_list=deployments, num_retries=0,
                           routing_strategy=params.get("routing_strategy", "simple-shuffle"))
-
-
-def completion(spec: ModelSpec, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
-    """One synchronous litellm completion of ``spec``, through its Router when it lists ``api_bases``."""
-    router = _sync_router(spec)
-    if router is None:
-        return import_litellm().completion(model=spec.target, messages=messages, **kwargs)
-    return router.completion(model=spec.name, messages=messages, **kwargs)
-
-
-@functools.lru_cache(maxsize=None)
-def _sync_router(spec: ModelSpec) -> Any | None:
-    # One Router per model for synchronous calls (application mode makes one per call site otherwise); only
-    # the asynchronous batches need a Router of their own, bound to their event loop.
-    return make_router(import_litellm(), spec)
 
 
 def check_spec(spec: ModelSpec) -> None:
@@ -132,6 +119,11 @@ def check_spec(spec: ModelSpec) -> None:
                          "see litellm's provider list, or use openai/<model> with api_base for an "
                          "OpenAI-compatible server") from None
     params = spec.param_dict
+    unset = env.missing(params)
+    if unset:
+        where, name = unset[0]
+        raise ValueError(f"[tool.llmswap.models.{spec.name}]: {where} = \"os.environ/{name}\" but ${name} is not set; "
+                         f"export {name} (in CI, from the secret store) or change {where}")
     try:
         make_router(litellm, spec)
     except Exception as exc:  # an unknown routing_strategy, or a base the Router rejects
@@ -189,6 +181,8 @@ class LiteLLMBackend:
         self.backoff_s = backoff_s
         self._resolved: str = ""
         self._waits = WaitBudget(max_wait_s)
+        # Set by the first 401/403: every later request of this model fails with it, without a call.
+        self._refused: ModelCallError | None = None
 
     def resolved_model_id(self) -> str:
         return self._resolved or self.spec.target
@@ -226,6 +220,8 @@ class LiteLLMBackend:
         while True:
             try:
                 async with gate:  # held for the call only: a request waiting to retry leaves its slot to others
+                    if self._refused is not None:  # checked in the slot: requests queued behind a refusal
+                        return self._refused
                     start = time.perf_counter()
                     raw = await call(messages=req.message_dicts, **kwargs)
                     return self._response(litellm, raw, time.perf_counter() - start, req)
@@ -245,7 +241,49 @@ class LiteLLMBackend:
             wait = self.backoff_s * 2 ** (attempt - 1) * (1 + random.random())
         return min(wait, self.timeout_s)
 
+    def call(self, messages: list[dict[str, Any]], extra: dict[str, Any], *, allow_empty: bool = False) -> Any:
+        """One synchronous completion for an application's call (its messages, tools, response format, sampling
+        parameters in ``extra``; the spec's own parameters win), retried like a batch's calls, empty answers too
+        unless ``allow_empty``. Returns litellm's response; raises :class:`ModelCallError` (one redacted line).
+
+        Synchronous, since an application's call is; its retry waits are not counted in ``--llmswap-max-wait``
+        (one case's calls wait one after another, each wait capped by the timeout).
+        """
+        litellm = import_litellm()
+        kwargs = {**extra, **call_params(self.spec)}
+        kwargs.setdefault("timeout", self.timeout_s)
+        kwargs.setdefault("max_retries", 0)  # ours, as in a batch: litellm's num_retries would need tenacity
+        attempt = 0
+        while True:
+            if self._refused is not None:
+                raise ModelCallError(str(self._refused))
+            try:
+                raw = self._complete_sync(litellm, messages, kwargs)
+                if not allow_empty and not _has_answer(raw):
+                    raise EmptyAnswer("no text and no tool call")
+                return raw
+            except Exception as exc:  # litellm maps every provider error onto its exception classes
+                if not retryable(litellm, exc) or attempt >= self.retries:
+                    raise self._error(exc, attempt + 1, kwargs) from None
+                attempt += 1
+                time.sleep(self._retry_wait(exc, attempt))
+
+    @functools.cached_property
+    def _sync_router(self) -> Any | None:
+        # One Router per backend for synchronous calls; a batch makes its own, bound to its event loop.
+        return make_router(import_litellm(), self.spec)
+
+    def _complete_sync(self, litellm: Any, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
+        """A synchronous completion, through the backend's Router when the spec lists ``api_bases``."""
+        if self._sync_router is None:
+            return litellm.completion(model=self.spec.target, messages=messages, **kwargs)
+        return self._sync_router.completion(model=self.spec.name, messages=messages, **kwargs)
+
     def _error(self, exc: Exception, attempts: int, kwargs: dict[str, Any], why: str = "") -> ModelCallError:
+        status = int(getattr(exc, "status_code", 0) or 0)
+        if status in (401, 403):
+            self._refused = ModelCallError(redact(refused_line(self.spec, status, exc), secret_values(kwargs)))
+            return self._refused
         if isinstance(exc, EmptyAnswer):
             message = f"{empty_answer_message(self.spec.name, str(exc))} (after {attempts} attempt(s)){why}"
         else:
@@ -272,6 +310,28 @@ class LiteLLMBackend:
         self._resolved = str(getattr(raw, "model", "") or self.spec.target)
         return Response(text=str(text or ""), model=self._resolved, usage=usage, latency_s=latency,
                         cost_usd=cost, finish_reason=getattr(choice, "finish_reason", None))
+
+
+def refused_line(spec: ModelSpec, status: int, exc: Exception) -> str:
+    """The one line of a model whose key the provider refused: model, status, what to set."""
+    key = spec.param_dict.get("api_key")
+    name = env.env_name(key)
+    if name:
+        fix = f"set ${name} to a valid key (api_key = \"os.environ/{name}\" in [tool.llmswap.models.{spec.name}])"
+    elif key:
+        fix = f"set a valid api_key in [tool.llmswap.models.{spec.name}], best as api_key = \"os.environ/NAME\""
+    else:
+        fix = (f"set a valid key in the provider's variable (e.g. ${spec.target.split('/')[0].upper()}_API_KEY) "
+               f"or api_key = \"os.environ/NAME\" in [tool.llmswap.models.{spec.name}]")
+    return (f"{spec.name}: the provider refused the key ({status} {type(exc).__name__}): {fix}; no further calls "
+            f"to {spec.name} in this run: {_first_line(exc)}")
+
+
+def _has_answer(raw: Any) -> bool:
+    """Whether a completion carries an answer: text or a tool call in its first choice."""
+    choices = getattr(raw, "choices", None)
+    message = getattr(choices[0], "message", None) if choices else None
+    return bool(getattr(message, "content", None) or getattr(message, "tool_calls", None))
 
 
 def _first_line(exc: Exception) -> str:
