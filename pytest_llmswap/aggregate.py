@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from fractions import Fraction
 from typing import Any
+
+import numpy as np
 
 from . import cost
 from .drift import tokens
+from .figures import pct
 from .pricing import Pricing
 from .results import CaseResult, RunResults
 from .settings import Settings
-from .summaries import (CandidateSummary, ContractSummary, IncumbentSummary, MetricSummary, Summaries, Usage)
+from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, MetricSummary, Summaries,
+                        Usage)
 from .types import Response
 
 
 def summarize(results: RunResults) -> Summaries:
     """The summaries every report renders: one per candidate, one for the incumbent, switching and verdicts."""
-    settings = Settings.from_mapping(results.settings, "results settings")
+    settings = results.run_settings
     by_candidate: dict[str, list[CaseResult]] = {m.name: [] for m in results.candidates}
     incumbent_rows: dict[tuple[str, str], CaseResult] = {}
     for case in results.cases:
@@ -30,59 +35,79 @@ def summarize(results: RunResults) -> Summaries:
     goldens = {(c.contract, c.case_id): c for c in results.cases if c.golden}
     goldens.update(incumbent_rows)
     models = {m.name: m for m in results.candidates}
-    candidates = {name: _candidate(cases, cost.pricing_of(models.get(name)), settings.alpha)
+    candidates = {name: _candidate(cases, cost.pricing_of(models.get(name)), settings)
                   for name, cases in by_candidate.items()}
     switching = cost.switching_cost(results, settings) if candidates else {}
     return Summaries(
         incumbent=_incumbent(results, list(goldens.values())),
         candidates=candidates,
         switching=switching,
-        verdicts={name: cost.verdict(s, switching[name], settings) for name, s in candidates.items()},
+        verdicts={name: cost.verdict(s, settings, rework=switching[name].rework_contracts,
+                                     exceeded=tuple(cid for cid, c in switching[name].contracts.items() if c.exceeded))
+                  for name, s in candidates.items()},
     )
 
 
-def _candidate(cases: list[CaseResult], pricing: Pricing, alpha: float) -> CandidateSummary:
+def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) -> CandidateSummary:
     from .drift import stats  # scipy: only paid when a candidate ran
 
     answered = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
     failed = [c for c in cases if c.call_error]
-    paired = stats.paired_verdicts([c.golden_passes or 0 for c in answered], [len(c.golden) for c in answered],
-                                   [bool(c.candidate_passed) for c in answered], confidence=1 - 2 * alpha)
+    # A case beyond tolerance is a failed case for the candidate, like a failed check.
+    held = [bool(c.candidate_passed) and not c.exceeded for c in answered]
+    found = evidence([c.golden_passes or 0 for c in answered], [len(c.golden) for c in answered], held,
+                     settings, cases=len(cases), failed_calls=len(failed),
+                     first_error=failed[0].call_error if failed else None,
+                     exceeded=sum(bool(c.exceeded) for c in cases),
+                     noise=stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]))
     passed = sum(bool(c.candidate_passed) for c in cases)
     outputs = [c.output for c in cases if c.output]
-    noise = stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases])
     fractions = [c.golden_pass_fraction or 0.0 for c in answered]
     contracts: dict[str, list[CaseResult]] = defaultdict(list)
     for case in cases:
         contracts[case.contract].append(case)
     return CandidateSummary(
-        cases=len(cases),
-        failed_calls=len(failed),
-        failed_call_rate=_rate(len(failed), len(cases)),
-        first_error=failed[0].call_error if failed else None,
+        **{f.name: getattr(found, f.name) for f in fields(Evidence)},
         items_passed=sum(c.passed for c in cases),
         checks_passed=passed,
         # A failed call is a failed case: the denominator never shrinks when calls fail.
         pass_rate=_rate(passed, len(cases)),
         pass_rate_ci=_bounds(stats.wilson(passed, len(cases))) if cases else None,
         golden_pass_rate=_mean(fractions),
-        answered=len(answered),
-        incumbent_passes=float(sum(fractions)),
-        regressions=paired.regressions,
-        improvements=paired.improvements,
-        net_regressions=paired.net,
-        p_worse=paired.p_worse if answered else None,
-        regression_rate=paired.rate.estimate if answered else None,
-        regression_rate_ci=_bounds(paired.rate) if answered else None,
-        exceeded=sum(bool(c.exceeded) for c in cases),
-        drifted=noise.beyond if noise.cases else None,
-        drift_cases=noise.cases,
-        noise_p_value=noise.p_value if noise.cases else None,
         tokens_per_passed_check=tokens.tokens_per_passed_check(map(Response.from_dict, outputs), passed),
         metrics=_metrics(cases),
         usage=_usage(outputs, pricing),
         contracts={cid: _contract(rows, pricing) for cid, rows in contracts.items()},
     )
+
+
+def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_held: Sequence[bool],
+             settings: Settings, *, cases: int | None = None, failed_calls: int = 0, first_error: str | None = None,
+             exceeded: int = 0, noise: Any = None) -> Evidence:
+    """The verdict's evidence from the answered cases, paired: the incumbent's passes of its K samples and
+    whether the candidate held the case (checks pass, within tolerance). ``noise`` is ``stats.noise_excess`` of
+    the cases' beyond-noise flags, when drift was measured. The plugin and tests/calibration.py both call this."""
+    from .drift import stats
+
+    paired = stats.broken_cases(golden_passes, golden_samples, candidate_held, confidence=1 - settings.alpha)
+    answered = paired.n
+    # Exact: a sum of K-ths is compared with halves and thresholds (69, never 68.99999999999996).
+    passes, samples = np.asarray(golden_passes, dtype=np.int64), np.asarray(golden_samples, dtype=np.int64)
+    incumbent_passes = float(sum((Fraction(int(passes[samples == k].sum()), int(k)) for k in np.unique(samples)),
+                                 Fraction(0)))
+    drift = noise is not None and noise.cases > 0
+    return Evidence(
+        cases=answered + failed_calls if cases is None else cases,
+        failed_calls=failed_calls, first_error=first_error, answered=answered, incumbent_passes=incumbent_passes,
+        regressions=paired.broken, improvements=paired.fixed, noise_breaks=paired.noise,
+        noise_measured=paired.noise_measured, p_worse=paired.p_worse if answered else None,
+        regression_rate=paired.rate.estimate if answered else None,
+        regression_rate_ci=_bounds(paired.rate) if answered else None,
+        net_rate=paired.net.estimate if answered else None, net_rate_ci=_bounds(paired.net) if answered else None,
+        min_detectable_rate=paired.min_detectable if answered else None,
+        cases_needed=paired.cases_needed(settings.max_regression_rate) if answered else None,
+        exceeded=exceeded, drifted=noise.beyond if drift else None, drift_cases=noise.cases if drift else 0,
+        noise_p_value=noise.p_value if drift else None)
 
 
 def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
@@ -196,10 +221,11 @@ def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regre
                         f"{low:.1%} is below min_pass_rate {min_pass_rate:.1%}")
     judged = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
     if max_regression_rate is not None and judged:
-        rate = stats.paired_verdicts([c.golden_passes or 0 for c in judged], [len(c.golden) for c in judged],
-                                     [bool(c.candidate_passed) for c in judged], confidence=1 - 2 * alpha).rate
+        rate = stats.broken_cases([c.golden_passes or 0 for c in judged], [len(c.golden) for c in judged],
+                                  [bool(c.candidate_passed) and not c.exceeded for c in judged],
+                                  confidence=1 - 2 * alpha).rate
         if rate.high > max_regression_rate:
-            problems.append(f"net regression rate {rate.estimate:.1%}: its upper bound {rate.high:.1%} is above "
+            problems.append(f"broken-case rate {rate.estimate:.1%}: its upper bound {pct(rate.high)} is above "
                             f"max_regression_rate {max_regression_rate:.1%}")
     if not problems:
         return StatisticalVerdict(True, f"pass rate {passed}/{n}, lower bound {low:.1%} >= {min_pass_rate:.1%}")

@@ -11,12 +11,13 @@ from collections import defaultdict
 from .pricing import GPU_HOUR_UNMEASURED, Pricing
 from .results import CaseResult, ContractInfo, ModelInfo, RunResults
 from .settings import Settings
-from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, ContractSwitching,
-                        Switching, Verdict)
+from .figures import pct
+from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, ContractSwitching, Evidence, Switching,
+                        Verdict)
 
 RULE_NO_ANSWER = "no answer"
 RULE_BREAKS_MOST = "breaks most cases"
-RULE_ABOVE_MAX = "regression rate above the maximum"
+RULE_ABOVE_MAX = "broken-case rate above the maximum"
 RULE_FAILED_CALLS = "failed calls"
 RULE_WORSE = "worse than the incumbent"
 RULE_TOO_FEW = "too few cases"
@@ -126,70 +127,96 @@ def _unpriced_reason(unpriced: list[str], pricing: Pricing, incumbent_pricing: P
     return "a call has no price: configure input_per_mtok/output_per_mtok or gpu_hour_usd for the model"
 
 
-def verdict(summary: CandidateSummary, switching: Switching, settings: Settings) -> Verdict:
-    """The migration verdict for one candidate: the first row of the verdict table (docs/cost.md) that applies."""
-    s, alpha, max_rate = summary, settings.alpha, settings.max_regression_rate
-    rework = switching.rework_contracts
-    exceeded = tuple(cid for cid, c in switching.contracts.items() if c.exceeded)
+def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
+            exceeded: tuple[str, ...] = ()) -> Verdict:
+    """The migration verdict for one candidate: the first row of the verdict table (docs/cost.md) that applies.
+
+    Every rule reads the broken-case rate (``drift.stats.broken_cases``); every rule that flags a candidate has a
+    significance test behind it, so a candidate that answers like the incumbent is flagged in at most about
+    ``alpha / 2`` of suites (tests/test_calibration.py simulates it). ``rework`` and ``exceeded`` name contracts.
+    """
+    alpha, max_rate = settings.alpha, settings.max_regression_rate
 
     def decide(label: str, rule: str, headline: str, *reasons: str) -> Verdict:
         return Verdict(label, f"{label}: {headline}", rule, (headline, *reasons), rework, exceeded)
 
-    failed = f"{s.failed_calls} of {s.cases} calls failed"
-    if s.answered == 0:
-        why = f"every call failed ({failed}): {s.first_error}" if s.cases else "no case ran on this candidate"
+    failed = f"{e.failed_calls} of {e.cases} calls failed"
+    if e.answered == 0:
+        why = f"every call failed ({failed}): {e.first_error}" if e.cases else "no case ran on this candidate"
         return decide(INCONCLUSIVE, RULE_NO_ANSWER, why)
-    low, high = s.regression_rate_ci or (0.0, 1.0)
-    rate = s.regression_rate or 0.0
-    significant = s.p_worse is not None and s.p_worse < alpha
-    if s.regressions >= 1 and s.regressions > 0.5 * s.incumbent_passes:
+    low, high = e.regression_rate_ci or (0.0, 1.0)
+    # Breakage is shown when the rate's lower bound clears 0; with one golden sample the incumbent's own noise is
+    # not measured, so the exact paired test must also say the candidate is worse than the incumbent.
+    shown = low > 0 and (e.noise_measured or (e.p_worse is not None and e.p_worse < alpha))
+    broken = _broken(e)
+    if shown and low * e.answered > e.incumbent_passes / 2:
         return decide(NOT_RECOMMENDED, RULE_BREAKS_MOST,
-                      f"breaks {s.regressions:g} of the {s.incumbent_passes:g} cases the incumbent passes")
-    shown_above = low > max_rate
-    significant_above = significant and rate > max_rate
-    if (shown_above or significant_above) if settings.not_recommended_when == "either" else (shown_above and significant):
-        return decide(NOT_RECOMMENDED, RULE_ABOVE_MAX,
-                      f"net regression rate {rate:.1%} [{low:.1%}, {high:.1%}] is above the maximum {max_rate:.0%}",
-                      _significance(s, alpha))
-    if s.failed_call_rate is not None and s.failed_call_rate > settings.max_failed_call_rate:
+                      f"breaks {_count(e.regressions - e.noise_breaks)} of the {_count(e.incumbent_passes)} cases "
+                      f"the incumbent passes", broken, _significance(e))
+    if shown and low > max_rate:
+        return decide(NOT_RECOMMENDED, RULE_ABOVE_MAX, f"{broken} is above the maximum {pct(max_rate)}",
+                      _significance(e))
+    if e.failed_call_rate is not None and e.failed_call_rate > settings.max_failed_call_rate:
         return decide(INCONCLUSIVE, RULE_FAILED_CALLS,
-                      f"{failed} ({s.failed_call_rate:.1%}); rerun to complete the evidence (answers already "
-                      f"received are kept): {s.first_error}")
-    drift = _drift_problem(s, settings)
-    if significant or exceeded or drift:
-        reasons = [_significance(s, alpha)] if significant else []
+                      f"{failed} ({pct(e.failed_call_rate)}); rerun to complete the evidence (answers already "
+                      f"received are kept): {e.first_error}")
+    drift = _drift_problem(e, settings)
+    if shown or drift:
+        reasons = [f"{broken}: more than the incumbent's own noise" if e.noise_measured else broken] if shown else []
         if exceeded:
-            reasons.append(f"drift beyond tolerance in {len(exceeded)} contract(s): {', '.join(exceeded[:3])}"
+            reasons.append(f"beyond tolerance in {len(exceeded)} contract(s): {', '.join(exceeded[:3])}"
                            + (f" and {len(exceeded) - 3} more" if len(exceeded) > 3 else ""))
         if drift:
             reasons.append(drift)
-        return decide(REWORK, RULE_WORSE, reasons[0], *reasons[1:])
+        return decide(REWORK, RULE_WORSE, reasons[0], *reasons[1:], _significance(e))
     if high > max_rate:
-        if s.net_regressions >= 1:
-            return decide(REWORK, RULE_TOO_FEW,
-                          f"{s.net_regressions:g} net regression(s) in {s.answered} cases; the regression rate "
-                          f"could be up to {high:.1%}, above the maximum {max_rate:.0%}")
-        return decide(INCONCLUSIVE, RULE_TOO_FEW,
-                      f"{s.answered} cases cannot show a regression rate below {max_rate:.0%} (upper bound "
-                      f"{high:.1%}); add cases or record more samples")
+        return decide(INCONCLUSIVE, RULE_TOO_FEW, f"{broken}: {e.answered} cases cannot show it is below "
+                      f"{pct(max_rate)}; {_more_cases(e, max_rate)}", *_noise_hint(e), _significance(e))
+    noise = " and drift within the incumbent's noise" if e.drift_cases else ""
     return decide(DROP_IN, RULE_DROP_IN,
-                  f"net regression rate {rate:.1%} (at most {high:.1%}) is within {max_rate:.0%}, no failed call, "
-                  "every contract within tolerance and drift within the incumbent's noise",
-                  _significance(s, alpha))
+                  f"broken-case rate {pct(e.regression_rate)} (at most {pct(high)}) is within {pct(max_rate)}, no "
+                  f"failed call{noise}", *_noise_hint(e), _significance(e))
 
 
-def _significance(s: CandidateSummary, alpha: float) -> str:
-    p = "n/a" if s.p_worse is None else f"{s.p_worse:.3g}"
-    return (f"{s.regressions:g} regressions vs {s.improvements:g} improvements, weighted by the incumbent's pass "
-            f"fraction (p = {p} that the incumbent would do this badly, alpha {alpha:g})")
+def _broken(e: Evidence) -> str:
+    low, high = e.regression_rate_ci or (0.0, 1.0)
+    beyond = " beyond the incumbent's noise" if e.noise_measured else ""
+    return f"broken-case rate{beyond} {pct(e.regression_rate)} [{pct(low)}, {pct(high)}]"
 
 
-def _drift_problem(s: CandidateSummary, settings: Settings) -> str | None:
+def _count(value: float) -> str:
+    return f"{max(0.0, value):.3g}"
+
+
+def _more_cases(e: Evidence, max_rate: float) -> str:
+    if e.cases_needed is None:
+        return (f"the rate observed is not below {pct(max_rate)}, so more cases at this rate would not show it "
+                "(fix the broken cases, or adapt the prompt)")
+    return (f"about {e.cases_needed:,} cases would show a broken-case rate below {pct(max_rate)} at the rate and "
+            "spread observed")
+
+
+def _noise_hint(e: Evidence) -> tuple[str, ...]:
+    if e.noise_measured or not e.regressions:
+        return ()
+    return ("with one golden sample per case the incumbent's own noise is not measured, so every case it passed "
+            "once and the candidate failed counts as broken; record K >= 3 samples (--llmswap-samples 3)",)
+
+
+def _significance(e: Evidence) -> str:
+    p = "n/a" if e.p_worse is None else f"{e.p_worse:.3g}"
+    net_low, net_high = e.net_rate_ci or (0.0, 0.0)
+    return (f"{_count(e.regressions)} broken, {_count(e.improvements)} fixed (net {pct(e.net_rate)} [{pct(net_low)}, "
+            f"{pct(net_high)}]), weighted by the incumbent's pass fraction; p = {p} that the incumbent would do "
+            "this badly")
+
+
+def _drift_problem(e: Evidence, settings: Settings) -> str | None:
     """Drift beyond the incumbent's noise stops a drop-in when it is both common and not chance."""
-    if not s.drifted or not s.drift_cases:
+    if not e.drifted or not e.drift_cases:
         return None
-    share = s.drifted / s.drift_cases
-    if share > settings.max_drift_rate and s.noise_p_value is not None and s.noise_p_value < settings.alpha:
-        return (f"drift beyond the incumbent's own noise in {s.drifted} of {s.drift_cases} cases ({share:.0%}, "
+    share = e.drifted / e.drift_cases
+    if share > settings.max_drift_rate and e.noise_p_value is not None and e.noise_p_value < settings.alpha:
+        return (f"drift beyond the incumbent's own noise in {e.drifted} of {e.drift_cases} cases ({share:.0%}, "
                 f"above {settings.max_drift_rate:.0%})")
     return None

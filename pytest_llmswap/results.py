@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .settings import Settings
 from .summaries import Summaries
 
-RESULTS_FORMAT_VERSION = 2
+RESULTS_FORMAT_VERSION = 3
+#: Version 2 summaries carried the net regression rate; they are recomputed from the cases when read.
+_RECOMPUTED_VERSIONS = (2,)
 
 
 class ResultsFormatError(ValueError):
@@ -117,6 +120,11 @@ class RunResults:
     summaries: Summaries | None = None
     format_version: int = RESULTS_FORMAT_VERSION
 
+    @property
+    def run_settings(self) -> Settings:
+        """The run's settings, typed, with the documented defaults for any the file leaves out."""
+        return Settings.from_mapping(self.settings, "results settings")
+
     def to_dict(self, *, logprobs: bool = False) -> dict[str, Any]:
         """The JSON file's content; per-token log-probs are left out unless ``logprobs`` (they are most of the
         bytes, and KL is already computed)."""
@@ -139,6 +147,9 @@ class RunResults:
         if not isinstance(data, dict) or "format_version" not in data:
             raise ResultsFormatError(f"{source}: not a pytest-llmswap results file (no format_version)")
         version = data["format_version"]
+        if version in _RECOMPUTED_VERSIONS:
+            return _upgrade(cls.from_dict({**data, "format_version": RESULTS_FORMAT_VERSION, "summaries": None,
+                                           "settings": _current_settings(data.get("settings"))}, source))
         if version != RESULTS_FORMAT_VERSION:
             raise ResultsFormatError(
                 f"{source}: results format version {version} is not supported (this pytest-llmswap reads "
@@ -150,6 +161,20 @@ class RunResults:
             return from_plain(cls, {**data, "cases": cases})
         except (KeyError, TypeError, ValueError) as exc:
             raise ResultsFormatError(f"{source}: malformed results file ({exc})") from None
+
+
+def _current_settings(settings: Any) -> Any:
+    from .settings import REMOVED
+
+    return {k: v for k, v in settings.items() if k not in REMOVED} if isinstance(settings, dict) else settings
+
+
+def _upgrade(results: RunResults) -> RunResults:
+    """An older file's results with its summaries (and so its verdicts) computed as this version computes them."""
+    from .aggregate import summarize
+
+    results.summaries = summarize(results)
+    return results
 
 
 def from_plain(kind: Any, data: Any) -> Any:

@@ -12,7 +12,9 @@ from typing import Any
 
 #: ``semantic`` accepts exactly these (a TOML boolean or one of the strings).
 SEMANTIC_VALUES = ("auto", "true", "false")
-NOT_RECOMMENDED_RULES = ("either", "both")
+#: Settings that earlier releases read, with why they went: one line instead of "unknown setting".
+REMOVED = {"not_recommended_when": "every rule that flags a candidate now needs a significance test, so there is "
+                                   "nothing to choose (docs/cost.md, the verdict table); delete the line"}
 STALE_GOLDEN_RULES = ("fail", "warn")
 
 
@@ -25,9 +27,8 @@ class Settings:
     """What the verdict, the cost and the scoring need besides the models. docs/cost.md explains each."""
 
     hourly_rate: float = 100.0            # USD per engineering hour of rework
-    alpha: float = 0.05                   # significance level of the paired test; bounds are 1 - alpha
-    max_regression_rate: float = 0.05     # the largest net regression rate a drop-in may have
-    not_recommended_when: str = "either"  # "either": shown above the maximum OR significant and above; "both"
+    alpha: float = 0.05                   # significance level of the paired test; intervals are 1 - alpha
+    max_regression_rate: float = 0.05     # the largest broken-case rate a drop-in may have
     max_failed_call_rate: float = 0.0     # failed calls a conclusive verdict tolerates (share of calls)
     max_drift_rate: float = 0.10          # share of cases beyond the incumbent's noise a drop-in tolerates
     semantic: str = "auto"                # "auto" (when the extra is installed), "true", "false"
@@ -40,6 +41,8 @@ class Settings:
     def from_mapping(cls, table: dict[str, Any], source: str = "[tool.llmswap]") -> Settings:
         """Validate ``table`` (unknown keys are an error) and fill in the defaults."""
         known = {f.name for f in fields(cls)}
+        for name in sorted(set(table) & set(REMOVED)):
+            raise SettingsError(f"{source}: {name} was removed: {REMOVED[name]}")
         unknown = sorted(set(table) - known)
         if unknown:
             raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -108,7 +111,6 @@ _CHECKS = {
     "hourly_rate": _number(0, math.inf, high_open=True),
     "alpha": _number(0, 1, low_open=True, high_open=True),
     "max_regression_rate": _number(0, 1),
-    "not_recommended_when": _choice(NOT_RECOMMENDED_RULES),
     "max_failed_call_rate": _number(0, 1),
     "max_drift_rate": _number(0, 1),
     "semantic": _semantic,

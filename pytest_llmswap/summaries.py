@@ -54,34 +54,57 @@ class ContractSummary:
 
 
 @dataclass(frozen=True)
-class CandidateSummary:
-    """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
+class Evidence:
+    """What the verdict reads of one candidate: its calls, its broken cases against the incumbent, drift.
+
+    A case is *broken* when the incumbent passes it (its checks; beyond its own noise when K > 1) and the
+    candidate fails it: its checks fail or it is beyond tolerance. Rates count answered cases; docs/cost.md
+    names the method (``drift.stats.broken_cases``).
+    """
 
     cases: int
     failed_calls: int
-    failed_call_rate: float | None
     first_error: str | None
-    items_passed: int
-    checks_passed: int
-    pass_rate: float | None
-    pass_rate_ci: tuple[float, float] | None
-    golden_pass_rate: float | None
     answered: int                   # cases with an answer, on which the paired statistics are computed
     incumbent_passes: float         # sum of the incumbent's pass fractions over the answered cases
-    regressions: float              # weighted by the incumbent's pass fraction (docs/metrics.md)
-    improvements: float
-    net_regressions: float
+    regressions: float              # broken cases, weighted by the incumbent's pass fraction (docs/metrics.md)
+    improvements: float             # fixed cases: a gain, never subtracted from the broken ones
+    noise_breaks: float             # the incumbent's own breakage over the same cases (0 when K = 1)
+    noise_measured: bool            # every answered case has K >= 2 golden samples
     p_worse: float | None           # exact exchangeability test: is the candidate worse than the incumbent?
-    regression_rate: float | None
+    regression_rate: float | None   # broken-case rate beyond the incumbent's noise
     regression_rate_ci: tuple[float, float] | None
-    exceeded: int
+    net_rate: float | None          # (broken - fixed) / answered, shown beside it
+    net_rate_ci: tuple[float, float] | None
+    min_detectable_rate: float | None  # the smallest broken-case rate this suite finds with 80% power
+    cases_needed: int | None        # about how many cases would bound the rate under the maximum, at this spread
+    exceeded: int                   # cases beyond tolerance (each one is broken where the incumbent passed)
     drifted: int | None             # cases beyond the incumbent's noise floor (None when K = 1 everywhere)
     drift_cases: int                # cases with a known noise floor
     noise_p_value: float | None
-    tokens_per_passed_check: float | None
-    metrics: dict[str, MetricSummary]
-    usage: Usage
-    contracts: dict[str, ContractSummary]
+
+    @property
+    def failed_call_rate(self) -> float | None:
+        return self.failed_calls / self.cases if self.cases else None
+
+    @property
+    def net_regressions(self) -> float:
+        return self.regressions - self.improvements
+
+
+@dataclass(frozen=True)
+class CandidateSummary(Evidence):
+    """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
+
+    items_passed: int = 0
+    checks_passed: int = 0
+    pass_rate: float | None = None
+    pass_rate_ci: tuple[float, float] | None = None
+    golden_pass_rate: float | None = None
+    tokens_per_passed_check: float | None = None
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    contracts: dict[str, ContractSummary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def render_html(results: RunResults) -> str:
     candidates = view.candidate_views(results)
     groups, anchors = _case_groups(results)
     return env.get_template("report.html.j2").render(
-        results=results, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
+        results=results, settings=results.run_settings, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
         overall=view.overall_line(results, candidates), attention=_attention(results, candidates),
         plane=_plane(results, candidates), unpriced=[c.model.name for c in candidates if c.switching is None
                                                      or c.switching.cost_per_1k_calls is None],

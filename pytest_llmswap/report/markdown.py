@@ -147,7 +147,7 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
     if not candidates:
         return []
     lines = ["<details><summary>Switching cost, latency and tokens</summary>", ""]
-    rate = view.money(results.settings.get("hourly_rate", 100.0))
+    rate = view.money(results.run_settings.hourly_rate)
     lines += [f"Rework at {rate} per hour for every contract with a regression or drift beyond tolerance; "
               "break-even = rework / monthly saving.", "",
               "| candidate | rework | monthly cost | latency p50 / p95 | tokens / task |", "|---|---|---|---|---|"]

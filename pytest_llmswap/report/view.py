@@ -7,16 +7,12 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..figures import pct
 from ..results import CaseResult, ModelInfo, RunResults
 from ..summaries import DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, Switching, Verdict
 
 # A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.
 _TOKEN = re.compile(r"\S+\s*|\s+")
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    """``0.1234`` -> ``12.3%``; None -> an em dash."""
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def money(value: float | None) -> str:
