@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from . import conversation
 from . import prompt as prompts
 from .drift.tolerance import Tolerance, ToleranceError
 from .settings import UNREACHABLE_PASS_RATE
@@ -51,11 +52,12 @@ class Contract:
     min_pass_rate: float | None = None
     max_regression_rate: float | None = None
     per_case: bool = False
+    messages: tuple[dict[str, str] | str, ...] | None = None
 
     @property
     def app(self) -> bool:
-        """True for a contract without a prompt: its test body runs the application (docs/app-calls.md)."""
-        return self.prompt is None
+        """True without a prompt or messages: the test body runs the application (docs/app-calls.md)."""
+        return self.prompt is None and self.messages is None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def llm_contract(
     min_pass_rate: float | None = None,
     max_regression_rate: float | None = None,
     per_case: bool = False,
+    messages: Sequence[dict[str, str] | str] | str | None = None,
 ) -> Callable[[F], F]:
     """Mark a test as an LLM contract: one test item per case (and per candidate model).
 
@@ -127,6 +130,9 @@ def llm_contract(
     confidence bound of its pass rate reaches the threshold (and, with ``max_regression_rate``, when the upper
     bound of its net regression rate against the incumbent stays under that); every case is still in the report.
     ``per_case=True`` keeps one item per case when ``[tool.llmswap] min_pass_rate`` makes the suite statistical.
+
+    ``messages`` replaces ``prompt`` with a conversation: ``{"role", "content"}`` dicts whose content is a
+    template, and names of case fields that hold a history (a list of such dicts), in order.
 
     Without ``prompt`` the contract tests application code: the test body calls the application, whose
     litellm and OpenAI SDK calls are recorded, replayed or routed to the candidate, and the value it returns
@@ -151,6 +157,12 @@ def llm_contract(
     if per_case and min_pass_rate is not None:
         raise ContractError("llm_contract(per_case=True, min_pass_rate=...): choose one; per_case keeps one item per "
                             "case, min_pass_rate makes the contract one statistical item per model row")
+    if messages is not None and (prompt is not None or system is not None):
+        raise ContractError("llm_contract(messages=...) replaces prompt= and system=: put those turns in messages")
+    try:
+        turns = None if messages is None else conversation.check(messages)
+    except prompts.PromptError as exc:
+        raise ContractError(str(exc)) from None
     if prompt is None and system is not None:
         raise ContractError("llm_contract(system=...) needs a prompt; a contract without a prompt tests the "
                             "application's own calls")
@@ -163,7 +175,7 @@ def llm_contract(
         tolerance=limits, weight=float(weight), rework_hours=float(rework_hours),
         calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
         allow_empty=bool(allow_empty), min_pass_rate=min_pass_rate, max_regression_rate=max_regression_rate,
-        per_case=bool(per_case),
+        per_case=bool(per_case), messages=turns,
     )
 
     def decorate(fn: F) -> F:
@@ -176,30 +188,30 @@ def llm_contract(
 def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> ResolvedContract:
     """Load the template and cases of ``contract`` and render every case (raises ContractError)."""
     base = test_path.parent
-    if contract.prompt is None:
+    if contract.app:
         raw = load_cases(contract.cases, base, contract.examples)
         # No prompt to hash: replay checks each recorded request instead, so the hash is the case's own.
         cases = tuple(Case(cid, v, (), prompts.prompt_hash([("case", json.dumps(v, sort_keys=True, default=str))]))
                       for cid, v in identify(raw))
         return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, cases)
     try:
-        source, origin = prompts.load_template_source(contract.prompt, base)
-        template = prompts.compile_template(source, origin)
-        system = None
-        if contract.system is not None:
-            sys_source, sys_origin = prompts.load_template_source(contract.system, base)
-            system = (prompts.compile_template(sys_source, sys_origin), sys_origin)
+        parts = conversation.compile_parts(_turns(contract), base)
         raw = load_cases(contract.cases, base, contract.examples)
         rendered = []
         for case_id, variables in identify(raw):
-            messages: list[tuple[str, str]] = []
-            if system is not None:
-                messages.append(("system", prompts.render(system[0], variables, case_id, system[1])))
-            messages.append(("user", prompts.render(template, variables, case_id, origin)))
+            messages = conversation.render(parts, variables, case_id)
             rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages, contract.params)))
     except prompts.PromptError as exc:
         raise ContractError(str(exc)) from None
     return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, tuple(rendered))
+
+
+def _turns(contract: Contract) -> tuple[dict[str, str] | str, ...]:
+    """The contract's conversation: its ``messages``, or ``system`` and ``prompt`` as two turns."""
+    if contract.messages is not None:
+        return contract.messages
+    system = () if contract.system is None else ({"role": "system", "content": contract.system},)
+    return (*system, {"role": "user", "content": contract.prompt or ""})
 
 
 def load_cases(cases: Any, base: Path, examples: int) -> list[dict[str, Any]]:
