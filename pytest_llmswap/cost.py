@@ -70,6 +70,7 @@ def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[Contrac
     inc_total = cand_total = 0.0
     priced_any = False
     unpriced: list[str] = []
+    sides: set[str] = set()  # which of the two had no price on some contract
     rework_contracts: list[str] = []
     rework_hours = 0.0
     for contract in contracts:
@@ -84,6 +85,7 @@ def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[Contrac
         if contract.calls_per_month is not None:
             if inc is None or cand is None:
                 unpriced.append(contract.id)
+                sides.update(side for side, cost in (("incumbent", inc), ("candidate", cand)) if cost is None)
             else:
                 priced_any = True
                 monthly = (contract.calls_per_month * inc, contract.calls_per_month * cand)
@@ -107,7 +109,8 @@ def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[Contrac
         hourly_rate=hourly_rate, rework_hours=rework_hours, rework_usd=rework_usd,
         rework_contracts=tuple(rework_contracts), break_even_months=break_even_months(rework_usd, saving),
         never_breaks_even=saving is not None and saving <= 0, unpriced_contracts=tuple(unpriced),
-        unpriced_reason=_unpriced_reason(unpriced, pricing, pricing_of(incumbent), model, incumbent),
+        unpriced_reason=_unpriced_reason([(who, pricing_of(info), info) for who, info in
+                                          (("incumbent", incumbent), ("candidate", model)) if who in sides]),
         cost_per_1k_calls=None if per_call is None else per_call * 1000, contracts=per_contract)
 
 
@@ -116,15 +119,25 @@ def _weight(case: CaseResult) -> float:
     return fraction if case.flip == "regression" and fraction is not None else 0.0
 
 
-def _unpriced_reason(unpriced: list[str], pricing: Pricing, incumbent_pricing: Pricing, model: ModelInfo | None,
-                     incumbent: ModelInfo | None) -> str | None:
-    if not unpriced:
-        return None
-    for who, p, info in (("the incumbent", incumbent_pricing, incumbent), ("the candidate", pricing, model)):
-        if p.gpu_hour_usd is not None and p.throughput_tok_s is None:
-            hint = " (pass --incumbent-model NAME so it is measured)" if who == "the incumbent" else ""
-            return f"{who} {info.name if info else ''} is {GPU_HOUR_UNMEASURED}{hint}".replace("  ", " ")
-    return "a call has no price: configure input_per_mtok/output_per_mtok or gpu_hour_usd for the model"
+def _unpriced_reason(unpriced: list[tuple[str, Pricing, ModelInfo | None]]) -> str | None:
+    """Why a side (``incumbent`` or ``candidate``) has no price, with the exact fix; None when both are priced."""
+    for who, pricing, info in unpriced:
+        name = info.name if info else who
+        if pricing.gpu_hour_usd is not None and pricing.throughput_tok_s is None:
+            hint = f" (pass --incumbent-model {name} so it is measured)" if who == "incumbent" else ""
+            return f"the {who} {name} is {GPU_HOUR_UNMEASURED}{hint}"
+        if info is None or info.kind == "golden":  # goldens recorded before they named their model
+            return ("the incumbent's goldens do not name a configured model: pass --incumbent-model NAME, a "
+                    "[tool.llmswap.models.NAME] with input_per_mtok/output_per_mtok or gpu_hour_usd (or re-record "
+                    "with it)")
+        known = (f" and litellm's table has no price for {info.resolved_id}"
+                 if info.kind == "litellm" and info.resolved_id else "")
+        # A spec (provider/model, hf:PATH) has no table of its own yet: it needs a NAME, passed instead of the spec.
+        entry = (f'a [tool.llmswap.models.NAME] with model = "{name}", and pass NAME instead of the spec'
+                 if "/" in name or ":" in name else f"[tool.llmswap.models.{name}]")
+        return (f"the {who} {name} has no configured price{known}: set input_per_mtok and output_per_mtok "
+                f"(or gpu_hour_usd) in {entry}")
+    return None
 
 
 def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),

@@ -35,6 +35,7 @@ class GoldenCase:
     params: dict[str, Any]
     samples: list[dict[str, Any]]
     recorded_at: str = ""
+    recorded_by: str = ""  # the incumbent as given when recording (a configured NAME or a spec), to price replays
 
     @property
     def responses(self) -> list[Response]:
@@ -43,7 +44,7 @@ class GoldenCase:
     def to_dict(self) -> dict[str, Any]:
         return {"prompt_hash": self.prompt_hash, "variables": self.variables, "messages": self.messages,
                 "model": self.model, "params": public_params(self.params), "samples": self.samples,
-                "recorded_at": self.recorded_at}
+                "recorded_at": self.recorded_at, **({"recorded_by": self.recorded_by} if self.recorded_by else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GoldenCase:
@@ -55,7 +56,8 @@ class GoldenCase:
             _check_sample(i + 1, sample)
         return cls(prompt_hash=str(data["prompt_hash"]), variables=data.get("variables", {}),
                    messages=data.get("messages", []), model=data.get("model", ""), params=data.get("params", {}),
-                   samples=list(samples), recorded_at=data.get("recorded_at", ""))
+                   samples=list(samples), recorded_at=data.get("recorded_at", ""),
+                   recorded_by=str(data.get("recorded_by", "")))
 
 
 def _check_sample(number: int, sample: Any) -> None:

@@ -78,7 +78,8 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
         report = config.rootpath / "llmswap-report.html"
     record_hint = f"pytest --incumbent-model {incumbent_text or 'SPEC'} --llmswap-record new"
     return RunOptions(
-        incumbent=incumbent, candidates=candidates, record=record, samples=samples,
+        incumbent=incumbent, incumbent_text=(incumbent_text or "").strip(), models=project.models,
+        root=config.rootpath, candidates=candidates, record=record, samples=samples,
         cache_dir=None if no_cache else cache_dir,
         execution=ExecutionSettings(
             concurrency=_number(config, "llmswap_concurrency", "llmswap_concurrency", int, 8, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .models.executor import ExecutionSettings
 from .settings import Settings
@@ -32,6 +33,9 @@ class RunOptions:
     """What the command line and ini asked for."""
 
     incumbent: ModelSpec | None = None
+    incumbent_text: str = ""  # as given (a [tool.llmswap.models] name or a spec): goldens name their recorder by it
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # [tool.llmswap.models]
+    root: Path | None = None  # where relative hf: folders of ``models`` are looked up
     candidates: tuple[ModelSpec, ...] = ()
     record: str | None = None
     samples: int = 1

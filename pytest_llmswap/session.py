@@ -16,6 +16,7 @@ from .golden import GoldenCase, GoldenFormatError, GoldenStore
 from .items import ItemRunner
 from .models.cache import ResponseCache
 from .models.executor import Executor
+from .models.spec import SpecError, parse_spec
 from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
 from .pricing import Pricing
 from .progress import Progress
@@ -240,7 +241,8 @@ class LlmSwapSession(ItemRunner):
         params = {**(spec.param_dict if spec else {}), **contract.contract.params}
         self.store.put(contract.module_path, contract.key, key.case_id, GoldenCase(
             prompt_hash=case.prompt_hash, variables=case.variables, messages=[list(m) for m in case.messages],
-            model=model, params=public_params(params), samples=samples, recorded_at=self.started_at))
+            model=model, params=public_params(params), samples=samples, recorded_at=self.started_at,
+            recorded_by=self.options.incumbent_text))
 
     # -- the end ----------------------------------------------------------------------------------------
 
@@ -290,7 +292,7 @@ class LlmSwapSession(ItemRunner):
         if self.absorbed:
             return merge_results([(f"xdist worker {i}", r) for i, r in enumerate(self.absorbed)])
         stale, unused = self.stale_and_unused()
-        incumbent = self.options.incumbent
+        incumbent = self.options.incumbent or self._recorder()
         return RunResults(
             created_at=self.started_at,
             incumbent=(self._model_info(incumbent, None) if incumbent else _golden_model(self.results)),
@@ -305,12 +307,25 @@ class LlmSwapSession(ItemRunner):
         """A model, the ids its answers carried (read from the answers, so every xdist worker agrees) and
         how its calls are priced in this run."""
         answers = [r.output for r in self.results if r.candidate == candidate and r.output] if candidate else [
-            s for r in self.results if r.candidate is None for s in r.golden]
+            s for r in self.results for s in r.golden]
         resolved = sorted({a["model"] for a in answers if a.get("model")})
         prices = spec.prices.__dict__ if spec.prices else None
         throughput = self.throughput.get(spec.name)
         return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
                          prices=prices, throughput_tok_s=throughput, cost_basis=Pricing.of(prices, throughput).basis)
+
+    def _recorder(self) -> ModelSpec | None:
+        """In a replay, the model that recorded every golden of the collected contracts, as configured now, so
+        its configured prices win over litellm's table; None when goldens disagree, predate ``recorded_by`` or
+        name a model that no longer parses. Every xdist worker collects the same contracts, so all agree."""
+        try:
+            names = {golden.recorded_by for contract in self.contracts.values() for case in contract.cases
+                     if (golden := self.store.get(contract.module_path, contract.key, case.id)) is not None}
+            if len(names) != 1 or not (name := names.pop()):
+                return None
+            return parse_spec(name, self.options.models, self.options.root)
+        except (GoldenFormatError, SpecError):  # a deselected module's bad file, a model no longer configured
+            return None
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ def test_unpriced_candidate_has_unknown_monthly_cost_not_zero(run):
     s = costs(run)["free"]
     assert s.candidate_monthly_usd is None and s.incumbent_monthly_usd is None
     assert s.unpriced_contracts == ("A", "B")  # C has no volume, so it is not missing a price
-    assert "a call has no price" in s.unpriced_reason
+    assert s.unpriced_reason.startswith("the candidate free has no configured price: set input_per_mtok")
     assert s.break_even_months is None and s.never_breaks_even is False
     assert s.rework_usd == 0.0 and s.cost_per_1k_calls is None
 
@@ -149,4 +149,4 @@ def test_a_gpu_hour_incumbent_not_measured_in_this_run_is_unpriced_and_says_how_
     s = costs(run)["cheap"]
     assert s.incumbent_monthly_usd is None and s.unpriced_contracts == ("A", "B")
     assert s.unpriced_reason == ("the incumbent inc is priced per GPU hour, but its throughput was not measured in "
-                                 "this run (pass --incumbent-model NAME so it is measured)")
+                                 "this run (pass --incumbent-model inc so it is measured)")
