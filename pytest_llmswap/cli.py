@@ -1,4 +1,4 @@
-"""The ``llmswap`` command: re-render reports, merge sharded results, export goldens as training data.
+"""The ``llmswap`` command: re-render reports, merge sharded results, export goldens, re-measure GPU-hour throughput.
 
 Only argparse and json are imported at start; each subcommand imports what it needs, so ``llmswap --help``
 stays instant and nothing here pulls in litellm, numpy or torch unless the subcommand needs it.
@@ -175,6 +175,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure again the throughput of the GPU-hour-priced models a pytest run names, on its prompts, and store it.
+
+    The run's own arguments decide the models (``--incumbent-model``, ``--candidate-model``) and the cache
+    folder; its calls come from the response cache where stored. No test runs and no report is written.
+    """
+    import pytest
+
+    return int(pytest.main([*args.pytest_args, "--llmswap-recalibrate", "--llmswap-calibrate-only"]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmswap", description="pytest-llmswap reports, shard merging and exports.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -195,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="PATH")
     p.add_argument("--passed-only", action="store_true", help="only samples on which the contract's checks passed")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("calibrate", help="re-measure the throughput that prices GPU-hour models (takes pytest's "
+                       "arguments, e.g. llmswap calibrate examples --incumbent-model teacher --candidate-model student)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="the arguments of the pytest run to calibrate")
+    p.set_defaults(func=cmd_calibrate)
     return parser
 
 

@@ -81,6 +81,7 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
         incumbent=incumbent, incumbent_text=(incumbent_text or "").strip(), models=project.models,
         root=config.rootpath, candidates=candidates, record=record, samples=samples,
         cache_dir=None if no_cache else cache_dir,
+        recalibrate=bool(config.getoption("llmswap_recalibrate")),
         execution=ExecutionSettings(
             concurrency=_number(config, "llmswap_concurrency", "llmswap_concurrency", int, 8, 1),
             timeout_s=_number(config, "llmswap_timeout", "llmswap_timeout", float, 60.0, 0.001),

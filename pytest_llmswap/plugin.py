@@ -57,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="response cache folder (default .llmswap_cache in the rootdir)")
     group.addoption("--llmswap-no-cache", action="store_true", default=False,
                     help="neither read nor write the response cache")
+    group.addoption("--llmswap-recalibrate", action="store_true", default=False,
+                    help="measure the throughput of GPU-hour-priced models again instead of reusing the calibration "
+                         "stored in the cache folder")
+    group.addoption("--llmswap-calibrate-only", action="store_true", default=False,
+                    help="stop once the models are called and GPU-hour throughput is calibrated: no test runs, no "
+                         "report is written (what `llmswap calibrate` runs, with --llmswap-recalibrate)")
     for name, kind, text in (
         ("llmswap_incumbent_model", "string", "default for --incumbent-model"),
         ("llmswap_candidate_models", "linelist", "default for --candidate-model (one per line)"),
@@ -143,6 +149,8 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         worker = getattr(session.config, "workerinput", None)
         state = session.config.stash[STATE]
         state.execute(_progress_display(session.config, worker), only_when_calling=worker is not None)
+        if session.config.getoption("llmswap_calibrate_only"):
+            session.items.clear()  # calibrated: nothing is left to run
         if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
             freeze_loaded_heap(session.config)
     return (yield)
@@ -208,8 +216,8 @@ def case(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> dict[str, An
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
-    if not state.planned and not state.absorbed:
-        return  # collect-only, or the run stopped on bad input before any model call
+    if not state.planned and not state.absorbed or session.config.getoption("llmswap_calibrate_only"):
+        return  # collect-only, calibrate-only, or the run stopped on bad input before any model call
     workeroutput = getattr(session.config, "workeroutput", None)
     outcome = finish_run(state, full_run=_full_run(session), worker=workeroutput is not None)
     if workeroutput is not None:

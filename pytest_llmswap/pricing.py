@@ -1,10 +1,11 @@
-"""What one call costs: configured token prices, a GPU hour at this run's measured throughput, or litellm's table.
+"""What one call costs: configured token prices, a GPU hour at the model's calibrated throughput, or litellm's table.
 
 Pure functions over plain data (a response as ``Response.to_dict``). A GPU-hour price is never spread over
 recorded latencies: latency depends on the load of the machine and on how many calls shared it, so the
 same model recorded twice could cost 40x apart. Instead the output tokens of a call are divided by the
-model's throughput *measured in this run* (every GPU-hour model of the run is timed side by side on the
-same prompts, see ``models/throughput.py``): calls that ran concurrently share the hour they used.
+model's *calibrated* throughput (GPU-hour models are timed side by side on the same prompts once per
+checkpoint and hardware, see ``models/throughput.py`` and ``models/throughput_store.py``): calls that ran
+concurrently share the hour they used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ GPU_HOUR_UNMEASURED = "priced per GPU hour, but its throughput was not measured 
 
 @dataclass(frozen=True)
 class Pricing:
-    """How a model's calls are priced: its configured prices and the throughput measured in this run."""
+    """How a model's calls are priced: its configured prices and its calibrated throughput."""
 
     input_per_mtok: float | None = None
     output_per_mtok: float | None = None
@@ -44,8 +45,7 @@ class Pricing:
         if self.gpu_hour_usd is not None:
             if self.throughput_tok_s is None:
                 return f"${self.gpu_hour_usd:g} per GPU hour; {GPU_HOUR_UNMEASURED}"
-            return (f"${self.gpu_hour_usd:g} per GPU hour at {self.throughput_tok_s:,.0f} output tokens/s measured "
-                    "in this run")
+            return f"${self.gpu_hour_usd:g} per GPU hour at {self.throughput_tok_s:,.0f} output tokens/s calibrated"
         return "litellm's price table (cost recorded with each call)"
 
     def call_cost(self, response: Mapping[str, Any] | None) -> float | None:

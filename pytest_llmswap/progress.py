@@ -131,6 +131,11 @@ class Progress:
                   or now - state.last_line >= self._pipe_every_s):
                 self._print(model, state, now)
 
+    def note(self, line: str) -> None:
+        """Write a line of its own, such as the calibration's, once the call counts are finished."""
+        with self._lock:
+            self._write(line + "\n")
+
     def finish(self) -> None:
         """Write the last state: the final tty line and a newline, or each unfinished model's line."""
         with self._lock:

@@ -44,7 +44,8 @@ class ContractInfo:
 class ModelInfo:
     """A model as the run saw it: the name used in test ids, its spec, its resolved id and how it is priced.
 
-    ``throughput_tok_s`` is the output tokens per second measured in this run (GPU-hour pricing only);
+    ``throughput_tok_s`` is the output tokens per second of its calibration (GPU-hour pricing only), the
+    fastest of ``throughput_rounds_tok_s``, measured on ``calibrated_on`` (hardware) at ``calibrated_at``;
     ``cost_basis`` says in words how its calls were priced.
     """
 
@@ -55,6 +56,17 @@ class ModelInfo:
     prices: dict[str, float | None] | None = None
     throughput_tok_s: float | None = None
     cost_basis: str = ""
+    calibrated_on: str = ""
+    calibrated_at: str = ""
+    throughput_rounds_tok_s: list[float] = field(default_factory=list)
+
+    def monthly_range(self, monthly_usd: float | None) -> tuple[float, float] | None:
+        """The monthly cost at the fastest and at the slowest calibration round (a GPU-hour cost is inversely
+        proportional to throughput); None when the cost is not priced by a calibration."""
+        if monthly_usd is None or not self.throughput_rounds_tok_s or not self.throughput_tok_s:
+            return None
+        return (monthly_usd * self.throughput_tok_s / max(self.throughput_rounds_tok_s),
+                monthly_usd * self.throughput_tok_s / min(self.throughput_rounds_tok_s))
 
 
 @dataclass
@@ -254,7 +266,8 @@ def merge_results(parts: Sequence[tuple[str, RunResults]]) -> RunResults:
 
 
 # Measured per run, so shards measure them apart: not a disagreement about which model it is.
-_PER_RUN = ("resolved_id", "throughput_tok_s", "cost_basis")
+_PER_RUN = ("resolved_id", "throughput_tok_s", "cost_basis", "calibrated_on", "calibrated_at",
+            "throughput_rounds_tok_s")
 
 
 def _same_model(kind: str, first: ModelInfo, other: ModelInfo, first_src: str, other_src: str) -> None:

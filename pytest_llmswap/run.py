@@ -39,6 +39,7 @@ class RunOptions:
     candidates: tuple[ModelSpec, ...] = ()
     record: str | None = None
     samples: int = 1
+    recalibrate: bool = False  # measure GPU-hour throughput again instead of reusing the stored calibration
     cache_dir: Path | None = None
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     run_id: str = ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from .items import ItemRunner
 from .models.cache import ResponseCache
 from .models.executor import Executor
 from .models.spec import SpecError, parse_spec
+from .models.throughput_store import Calibration, ThroughputStore
 from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
 from .pricing import Pricing
 from .progress import Progress
@@ -44,7 +46,7 @@ class LlmSwapSession(ItemRunner):
         self.recorded: list[Path] = []
         self.absorbed: list[RunResults] = []
         self.semantic: Any = None
-        self.throughput: dict[str, float | None] = {}
+        self.throughput: dict[str, Calibration] = {}
         self.logits: dict[ItemKey, LogitDrift] = {}
         self._golden_passes: dict[tuple[str, str], int] = {}
         self._app_mismatch: dict[tuple[str, str], str] = {}  # application cases whose golden no longer replays
@@ -145,14 +147,15 @@ class LlmSwapSession(ItemRunner):
         ``progress`` counts every answer as it arrives, per model; with ``only_when_calling`` it stays silent
         when the store already holds every answer. With a store, execution holds a lock on it: xdist workers
         plan the same requests, the first one calls the models (and shows its progress) and the others then
-        find every answer in the store. Models priced by the GPU hour are then timed side by side
-        (:mod:`.models.throughput`), so their cost is measured in this run.
+        find every answer in the store. Models priced by the GPU hour then get their calibrated throughput
+        (:func:`.prepare.throughputs`): stored, or measured side by side and stored.
         """
         recording = [r for k, reqs in self.requests.items() if k.model is None for r in reqs]
         candidates = [r for k, reqs in self.requests.items() if k.model is not None for r in reqs]
         if not recording and not candidates:
             return 0
         before = self.executor.calls
+        say = progress.note if progress else None  # calibration lines, even when the calls print nothing
         cache = self.executor.usable_cache()
         lock = cache.lock() if cache else contextlib.nullcontext()
         try:
@@ -169,7 +172,7 @@ class LlmSwapSession(ItemRunner):
         finally:
             if progress:
                 progress.finish()
-        self._prepare(recording + candidates)
+        self._prepare(recording + candidates, say)
         return self.executor.calls - before
 
     @staticmethod
@@ -185,10 +188,14 @@ class LlmSwapSession(ItemRunner):
     def _semantic_required(self) -> bool:
         return any(c.contract.tolerance.semantic is not None for c in self.contracts.values())
 
-    def _prepare(self, requests: list[Request]) -> None:
+    def _prepare(self, requests: list[Request], say: Callable[[str], None] | None = None) -> None:
         """Throughput, logit drift and embeddings for the whole run, before the first item."""
-        specs = [s for s in (self.options.incumbent, *self.options.candidates) if s is not None]
-        self.throughput = throughputs(self.executor, specs, requests, self.responses)
+        incumbent = self.options.incumbent
+        specs = [s for s in (incumbent, *self.options.candidates) if s is not None]
+        store = ThroughputStore(self.options.cache_dir) if self.options.cache_dir else None
+        self.throughput, warnings = throughputs(self.executor, incumbent, specs, requests, self.responses,
+                                                store=store, recalibrate=self.options.recalibrate, say=say)
+        self.warnings += warnings
         answered = [(key, self.golden(key), self.responses.get(reqs[0].key))
                     for key, reqs in self.requests.items() if key.model is not None]
         answered = [(k, g, a) for k, g, a in answered if g is not None and isinstance(a, Response)]
@@ -310,9 +317,18 @@ class LlmSwapSession(ItemRunner):
             s for r in self.results for s in r.golden]
         resolved = sorted({a["model"] for a in answers if a.get("model")})
         prices = spec.prices.__dict__ if spec.prices else None
-        throughput = self.throughput.get(spec.name)
+        calibration = self.throughput.get(spec.name)
+        throughput = calibration.throughput_tok_s if calibration else None
+        basis = Pricing.of(prices, throughput).basis
+        if calibration:
+            rounds = calibration.rounds_tok_s
+            basis += (f" on {calibration.measured_at[:10]} ({calibration.hardware}); its slowest of {len(rounds)} "
+                      f"rounds puts the monthly cost {max(rounds) / min(rounds) - 1:.0%} higher")
         return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
-                         prices=prices, throughput_tok_s=throughput, cost_basis=Pricing.of(prices, throughput).basis)
+                         prices=prices, throughput_tok_s=throughput, cost_basis=basis,
+                         calibrated_on=calibration.hardware if calibration else "",
+                         calibrated_at=calibration.measured_at if calibration else "",
+                         throughput_rounds_tok_s=list(calibration.rounds_tok_s) if calibration else [])
 
     def _recorder(self) -> ModelSpec | None:
         """In a replay, the model that recorded every golden of the collected contracts, as configured now, so

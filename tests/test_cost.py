@@ -33,7 +33,7 @@ class TestCallCost:
         # $3.60 per hour is $0.001 per second; 250 tokens at 100 tokens/s take 2.5 s, whatever the latency said
         pricing = Pricing(gpu_hour_usd=3.6, throughput_tok_s=100.0)
         assert pricing.call_cost(response(latency=99.0, out=250)) == pytest.approx(0.0025)
-        assert "100 output tokens/s measured in this run" in pricing.basis
+        assert "100 output tokens/s calibrated" in pricing.basis
 
     def test_gpu_hour_without_a_measured_throughput_is_unpriced_never_the_latency(self):
         pricing = Pricing(gpu_hour_usd=3.6)

@@ -47,7 +47,7 @@ _CACHE_LOCK = threading.Lock()
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def _weights_digest(folder: Path) -> str:
+def weights_digest(folder: Path) -> str:
     """Short sha256 over the weight files, so a golden names the exact checkpoint; cached by size and mtime."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
     digest = hashlib.sha256()
@@ -171,7 +171,7 @@ class HFBackend:
             # No load needed for a folder: a cached re-run can name the checkpoint without loading it.
             folder = Path(self.spec.target).expanduser().resolve()
             check_folder(folder)
-            ident = f"hf:{folder.name}@{_weights_digest(folder)}"
+            ident = f"hf:{folder.name}@{weights_digest(folder)}"
         else:
             self.load()
             assert self._loaded is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..files import append_text, encode, write_text
 from . import view
-from ..results import CaseResult, RunResults
+from ..results import CaseResult, ModelInfo, RunResults
 
 DEFAULT_LIMIT = 60_000
 #: Most cases listed per candidate, before the size limit even applies: a PR comment is a summary.
@@ -157,14 +157,24 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
             continue
         names = sw.rework_contracts
         lines.append(f"| **{_text(c.model.name)}** | {view.number(sw.rework_hours)} h = {view.money(sw.rework_usd)} "
-                     f"({len(names)} contract(s)) | {view.money(sw.candidate_monthly_usd)} | "
+                     f"({len(names)} contract(s)) | {_monthly(c.model, sw.candidate_monthly_usd)} | "
                      f"{view.seconds(s.usage.latency_p50)} / {view.seconds(s.usage.latency_p95)} | "
                      f"{view.number(s.usage.tokens_per_task, 4)} |")
     if incumbent:
         monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
-        lines.append(f"| incumbent | — | {view.money(monthly)} | {view.seconds(incumbent.usage.latency_p50)} / "
+        lines.append(f"| incumbent | — | {_monthly(results.incumbent, monthly)} | "
+                     f"{view.seconds(incumbent.usage.latency_p50)} / "
                      f"{view.seconds(incumbent.usage.latency_p95)} | {view.number(incumbent.usage.tokens_per_task, 4)} |")
+    calibrated = [m for m in (results.incumbent, *(c.model for c in candidates)) if m and m.calibrated_on]
+    lines += ["", *(f"- {_text(m.name)}: GPU-hour throughput calibrated {m.calibrated_at[:10]} on "
+                    f"{_text(m.calibrated_on)}" for m in calibrated)] if calibrated else []
     return lines + ["", "</details>", ""]
+
+
+def _monthly(model: ModelInfo | None, monthly: float | None) -> str:
+    """A monthly cost, with the range its calibration rounds give when it is priced by the GPU hour."""
+    spread = model.monthly_range(monthly) if model else None
+    return view.money(monthly) + (f" ({view.money(spread[0])}–{view.money(spread[1])})" if spread else "")
 
 
 def _entry(case: CaseResult) -> str:
