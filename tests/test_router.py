@@ -13,7 +13,7 @@ import pytest
 from hf_fixtures import EXAMPLES, TEACHER, hf_spec, load_cases, requests_for, transformers_serve
 from openai_server import chat_server
 from pytest_llmswap.intercept.handlers import candidate_answer
-from pytest_llmswap.models.litellm_backend import LiteLLMBackend
+from pytest_llmswap.models.litellm_backend import ALLOWED_FAILS, LiteLLMBackend
 from pytest_llmswap.models.spec import SpecError, parse_spec
 from pytest_llmswap.types import ModelCallError, Request, Response
 
@@ -95,6 +95,23 @@ def test_our_retries_reach_the_other_deployment(litellm_loaded: object) -> None:
     assert len(up.seen) == 20 and len(down.seen) > 0
 
 
+@pytest.mark.parametrize("fault", [503, "reset"])
+def test_a_dead_replica_rests_after_a_few_failed_calls(fault: int | str, litellm_loaded: object) -> None:
+    with chat_server(shout, fault_for=lambda p: fault) as dead, chat_server(shout) as up:
+        answers = ask(fleet([dead.url, up.url]), 30)
+    # litellm's cooldown: after ALLOWED_FAILS failures the dead replica rests; only calls already routed to it
+    # (at most the 4 in flight) still fail there. Without it, about half of 30 calls and their retries go there.
+    assert all(isinstance(a, Response) for a in answers)
+    assert len(dead.seen) <= ALLOWED_FAILS + 1 + 4, len(dead.seen)
+    assert len(up.seen) == 30
+
+
+def test_cooldown_settings_reach_the_router(litellm_loaded: object) -> None:
+    with chat_server(shout, fault_for=lambda p: 503) as dead, chat_server(shout) as up:
+        answers = ask(fleet([dead.url, up.url], allowed_fails=0, cooldown_time=60), 12)
+    assert all(isinstance(a, Response) for a in answers) and len(dead.seen) <= 1 + 4
+
+
 def test_attempts_are_ours_not_the_routers(litellm_loaded: object) -> None:
     with chat_server(shout, fault_for=lambda p: 500) as down:
         backend = fleet([down.url])
@@ -150,6 +167,11 @@ def test_routing_strategy_is_passed_to_the_router(two_servers: tuple, litellm_lo
     ({"model": "openai/m", "api_bases": ["http://a/v1", "http://a/v1"]}, "lists http://a/v1 more than once"),
     ({"model": "openai/m", "api_bases": ["http://a/v1"], "api_base": "http://b/v1"}, "api_base (one deployment) or"),
     ({"model": "openai/m", "routing_strategy": "least-busy"}, "routing_strategy needs api_bases"),
+    ({"model": "openai/m", "cooldown_time": 5}, "cooldown_time needs api_bases"),
+    ({"model": "openai/m", "api_bases": ["http://a/v1"], "allowed_fails": -1}, "allowed_fails = -1: must be a whole"),
+    ({"model": "openai/m", "api_bases": ["http://a/v1"], "allowed_fails": 1.5}, "allowed_fails = 1.5: must be"),
+    ({"model": "openai/m", "api_bases": ["http://a/v1"], "cooldown_time": 0}, "cooldown_time = 0: must be a number"),
+    ({"model": "openai/m", "api_bases": ["http://a/v1"], "cooldown_time": "5s"}, "cooldown_time = '5s': must be"),
     ({"model": "openai/m", "api_bases": ["http://a/v1"], "routing_strategy": 3}, "routing_strategy must be a string"),
     ({"model": "hf:./m", "api_bases": ["http://a/v1"]}, "(provider/model); this one is 'hf'"),
     ({"model": "echo", "api_bases": ["http://a/v1"]}, "this one is 'echo'"),

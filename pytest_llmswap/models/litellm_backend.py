@@ -1,7 +1,8 @@
 """API models through litellm: concurrent calls under a bounded semaphore, retries with backoff.
 
 A named model with ``api_bases`` (several deployments) is called through litellm's ``Router``, which picks
-a deployment per call; it is still one model to the plugin, and the retries stay ours.
+a deployment per call and rests one that keeps failing (its cooldown); it is still one model to the plugin,
+and the retries stay ours.
 """
 
 from __future__ import annotations
@@ -88,24 +89,43 @@ def retry_after_s(exc: BaseException) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+# litellm's Router reads these, passed with a call, as the caller's own credentials: such a call gets a
+# deployment of its own, whose failures never cool the shared replica down. Routed, they go in the deployments.
+DEPLOYMENT_KEYS = ("api_key", "base_url")
+# A replica that fails more than ALLOWED_FAILS calls within COOLDOWN_S seconds rests COOLDOWN_S seconds.
+ALLOWED_FAILS = 2
+COOLDOWN_S = 30.0
+
+
 def call_params(spec: ModelSpec) -> dict[str, Any]:
-    """The spec's parameters for a completion call: without the Router's keys, which name deployments, and with
-    ``os.environ/NAME`` values read from the environment."""
-    return {k: env.resolve(v) for k, v in spec.params if k not in ROUTER_KEYS}
+    """The spec's parameters for a completion call: without the Router's keys, which name deployments (nor,
+    routed, the deployments' credentials), and with ``os.environ/NAME`` values read from the environment."""
+    routed = DEPLOYMENT_KEYS if "api_bases" in spec.param_dict else ()
+    return {k: env.resolve(v) for k, v in spec.params if k not in ROUTER_KEYS and k not in routed}
+
+
+def deployment_params(spec: ModelSpec) -> dict[str, Any]:
+    """The credentials every deployment of a routed model carries."""
+    return {k: env.resolve(v) for k, v in spec.params if k in DEPLOYMENT_KEYS}
 
 
 def make_router(litellm: Any, spec: ModelSpec) -> Any | None:
     """litellm's ``Router`` over the spec's ``api_bases`` (one deployment per base), or None for one base.
 
-    The Router makes no retries of its own (``num_retries=0``): each of our attempts is routed afresh.
+    The Router makes no retries of its own (``num_retries=0``): each of our attempts is routed afresh, away
+    from a replica in cooldown (``allowed_fails``, ``cooldown_time``), so a dead replica stops costing calls.
     """
     params = spec.param_dict
     if "api_bases" not in params:
         return None
-    deployments = [{"model_name": spec.name, "litellm_params": {"model": spec.target, "api_base": env.resolve(base)}}
+    shared = deployment_params(spec)
+    deployments = [{"model_name": spec.name,
+                    "litellm_params": {"model": spec.target, "api_base": env.resolve(base), **shared}}
                    for base in params["api_bases"]]
     return litellm.Router(model_list=deployments, num_retries=0,
-                          routing_strategy=params.get("routing_strategy", "simple-shuffle"))
+                          routing_strategy=params.get("routing_strategy", "simple-shuffle"),
+                          allowed_fails=params.get("allowed_fails", ALLOWED_FAILS),
+                          cooldown_time=params.get("cooldown_time", COOLDOWN_S))
 
 
 def check_spec(spec: ModelSpec) -> None:
@@ -281,14 +301,15 @@ class LiteLLMBackend:
 
     def _error(self, exc: Exception, attempts: int, kwargs: dict[str, Any], why: str = "") -> ModelCallError:
         status = int(getattr(exc, "status_code", 0) or 0)
+        secrets = secret_values({**deployment_params(self.spec), **kwargs})
         if status in (401, 403):
-            self._refused = ModelCallError(redact(refused_line(self.spec, status, exc), secret_values(kwargs)))
+            self._refused = ModelCallError(redact(refused_line(self.spec, status, exc), secrets))
             return self._refused
         if isinstance(exc, EmptyAnswer):
             message = f"{empty_answer_message(self.spec.name, str(exc))} (after {attempts} attempt(s)){why}"
         else:
             message = f"{self.spec.name}: {type(exc).__name__} after {attempts} attempt(s){why}: {_first_line(exc)}"
-        return ModelCallError(redact(message, secret_values(kwargs)))
+        return ModelCallError(redact(message, secrets))
 
     def _response(self, litellm: Any, raw: Any, latency: float, req: Request) -> Response:
         choices = getattr(raw, "choices", None)

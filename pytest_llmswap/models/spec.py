@@ -12,7 +12,7 @@ from ..types import ModelSpec, Prices
 
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "gpu_hour_usd")
 # Several deployments of one API model, balanced by litellm's Router (see docs/scale.md).
-ROUTER_KEYS = ("api_bases", "routing_strategy")
+ROUTER_KEYS = ("api_bases", "routing_strategy", "allowed_fails", "cooldown_time")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -62,7 +62,8 @@ def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
     where = f"[tool.llmswap.models.{name}]"
     bases = entry.get("api_bases")
     if bases is None:
-        raise SpecError(f"{where}: routing_strategy needs api_bases, the deployments to route between")
+        key = next(k for k in ROUTER_KEYS if k in entry)
+        raise SpecError(f"{where}: {key} needs api_bases, the deployments to route between")
     if kind != "litellm":
         raise SpecError(f"{where}: api_bases is for API models (provider/model); this one is {kind!r}")
     if "api_base" in entry:
@@ -75,6 +76,11 @@ def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(f"{where}: api_bases lists {twice[0]} more than once")
     if not isinstance(entry.get("routing_strategy", ""), str):
         raise SpecError(f"{where}: routing_strategy must be a string, e.g. \"simple-shuffle\"")
+    fails, rest = entry.get("allowed_fails", 0), entry.get("cooldown_time", 1)
+    if isinstance(fails, bool) or not isinstance(fails, int) or fails < 0:
+        raise SpecError(f"{where}: allowed_fails = {fails!r}: must be a whole number of failed calls, 0 or more")
+    if isinstance(rest, bool) or not isinstance(rest, (int, float)) or not math.isfinite(rest) or rest <= 0:
+        raise SpecError(f"{where}: cooldown_time = {rest!r}: must be a number of seconds above 0")
     return {"api_bases": tuple(bases)}
 
 
