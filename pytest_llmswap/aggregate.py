@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from typing import Any
 
@@ -35,7 +35,7 @@ def summarize(results: RunResults) -> Summaries:
     goldens = {(c.contract, c.case_id): c for c in results.cases if c.golden}
     goldens.update(incumbent_rows)
     models = {m.name: m for m in results.candidates}
-    candidates = {name: _candidate(cases, cost.pricing_of(models.get(name)), settings)
+    candidates = {name: _one_pass_rate(_candidate(cases, cost.pricing_of(models.get(name)), settings), cases)
                   for name, cases in by_candidate.items()}
     switching = cost.switching_cost(results, settings) if candidates else {}
     return Summaries(
@@ -81,6 +81,16 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
     )
 
 
+def _one_pass_rate(summary: CandidateSummary, cases: list[CaseResult]) -> CandidateSummary:
+    """The pass rate every report shows (issue 19.3): a case passes when it held (``CaseResult.held``), never on
+    its checks alone, which stay apart as ``checks_passed``. A failed call is a failed case."""
+    from .drift import stats
+
+    passed = sum(c.held for c in cases)
+    return replace(summary, passed=passed, pass_rate=_rate(passed, len(cases)),
+                   pass_rate_ci=_bounds(stats.wilson(passed, len(cases))) if cases else None)
+
+
 def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_held: Sequence[bool],
              settings: Settings, *, cases: int | None = None, failed_calls: int = 0, first_error: str | None = None,
              exceeded: int = 0, noise: Any = None) -> Evidence:
@@ -116,6 +126,7 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
         cases=len(cases),
         failed_calls=sum(bool(c.call_error) for c in cases),
         checks_passed=sum(bool(c.candidate_passed) for c in cases),
+        passed=sum(c.held for c in cases),
         regressions=sum(c.golden_pass_fraction or 0.0 for c in cases if c.flip == "regression"),
         improvements=sum(1 - (c.golden_pass_fraction or 0.0) for c in cases if c.flip == "improvement"),
         exceeded=sum(bool(c.exceeded) for c in cases),

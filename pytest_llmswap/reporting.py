@@ -54,17 +54,16 @@ class RunReport:
 
 
 def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
-    """A candidate's verdict, its items in pytest's own terms (passed and failed items), failed calls, cost."""
+    """A candidate's verdict, its pass rate (the checks alone labelled apart), failed calls and cost."""
     from .report.view import money, months, pct
 
     failed = f"; {c.failed_calls} failed call(s), first: {c.first_error}" if c.failed_calls else ""
     delta = "" if sw.monthly_delta_usd is None else \
         f" ({'+' if sw.monthly_delta_usd > 0 else ''}{money(sw.monthly_delta_usd)} a month)"
     return [f"{name}: {v.headline}",
-            f"  {c.cases} cases: {c.checks_passed} passed checks ({pct(c.pass_rate)}; incumbent "
-            f"{pct(c.golden_pass_rate)}), {c.regressions:g} regressions, {c.improvements:g} improvements, "
-            f"{c.exceeded} beyond tolerance",
-            f"  cases: {c.items_passed} passed, {c.cases - c.items_passed} failed of {c.cases}{failed}",
+            f"  pass rate {pct(c.pass_rate)}: {c.passed} of {c.cases} cases passed (incumbent "
+            f"{pct(c.golden_pass_rate)}); checks passed {c.checks_passed}, {c.exceeded} beyond tolerance, "
+            f"{c.regressions:g} regressions, {c.improvements:g} improvements{failed}",
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
             f"break-even {months(sw)}"]

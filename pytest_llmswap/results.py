@@ -104,6 +104,11 @@ class CaseResult:
     call_error: str | None = None
 
     @property
+    def held(self) -> bool:
+        """The case passed on the candidate: its call answered, its checks pass and it is within tolerance."""
+        return bool(self.candidate_passed) and not self.exceeded and not self.call_error
+
+    @property
     def golden_passed(self) -> bool | None:
         """Whether most of the incumbent's samples passed the checks (None when they were not checked)."""
         fraction = self.golden_pass_fraction

@@ -51,6 +51,7 @@ class ContractSummary:
     mean_edit: float | None
     mean_semantic: float | None
     cost_per_call: float | None
+    passed: int = 0  # cases that held: answered, checks pass, within tolerance
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class CandidateSummary(Evidence):
     """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
 
     items_passed: int = 0
-    checks_passed: int = 0
+    checks_passed: int = 0  # cases whose checks pass, whatever their drift ("checks passed" in the reports)
+    passed: int = 0  # cases that held: answered, checks pass, within tolerance; ``pass_rate`` is its rate
     pass_rate: float | None = None
     pass_rate_ci: tuple[float, float] | None = None
     golden_pass_rate: float | None = None

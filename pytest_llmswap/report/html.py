@@ -66,7 +66,9 @@ def render_html(results: RunResults) -> str:
     groups, anchors = _case_groups(results)
     return env.get_template("report.html.j2").render(
         results=results, settings=results.run_settings, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
-        overall=view.overall_line(results, candidates), attention=_attention(results, candidates),
+        overall=view.overall_line(results, candidates),
+        incumbent_latency=view.incumbent_latency(results.summaries.incumbent if results.summaries else None),
+        attention=_attention(results, candidates),
         plane=_plane(results, candidates), unpriced=[c.model.name for c in candidates if c.switching is None
                                                      or c.switching.cost_per_1k_calls is None],
         metrics=_metric_charts(candidates), contract_rows=_contract_rows(results, candidates), groups=groups,

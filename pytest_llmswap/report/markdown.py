@@ -150,7 +150,7 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
     rate = view.money(results.run_settings.hourly_rate)
     lines += [f"Rework at {rate} per hour for every contract with a regression or drift beyond tolerance; "
               "break-even = rework / monthly saving.", "",
-              "| candidate | rework | monthly cost | latency p50 / p95 | tokens / task |", "|---|---|---|---|---|"]
+              "| candidate | rework | monthly cost | latency p50 / p95 (this run) | tokens / task |", "|---|---|---|---|---|"]
     for c in candidates:
         s, sw = c.summary, c.switching
         if s is None or sw is None:
@@ -163,8 +163,10 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
     if incumbent:
         monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
         lines.append(f"| incumbent | — | {_monthly(results.incumbent, monthly)} | "
-                     f"{view.seconds(incumbent.usage.latency_p50)} / "
-                     f"{view.seconds(incumbent.usage.latency_p95)} | {view.number(incumbent.usage.tokens_per_task, 4)} |")
+                     f"not compared (below) | "
+                     f"{view.number(incumbent.usage.tokens_per_task, 4)} |")
+        latency = view.incumbent_latency(incumbent)
+        lines += ["", _text(latency)] if latency else []
     calibrated = [m for m in (results.incumbent, *(c.model for c in candidates)) if m and m.calibrated_on]
     lines += ["", *(f"- {_text(m.name)}: GPU-hour throughput calibrated {m.calibrated_at[:10]} on "
                     f"{_text(m.calibrated_on)}" for m in calibrated)] if calibrated else []

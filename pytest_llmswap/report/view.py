@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ..figures import pct
 from ..results import CaseResult, ModelInfo, RunResults
-from ..summaries import DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, Switching, Verdict
+from ..summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, IncumbentSummary, Switching,
+                         Verdict)
 
 # A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.
 _TOKEN = re.compile(r"\S+\s*|\s+")
@@ -48,14 +49,33 @@ def seconds(value: float | None) -> str:
     return f"{value * 1000:.2g} ms" if value < 0.1 else f"{value:.2f} s"
 
 
+#: A break-even further away than this is no plan a team can budget on (issue 19.4).
+BREAK_EVEN_HORIZON_MONTHS = 120
+
+
 def months(switching: Switching | None) -> str:
-    """Break-even in words: ``4.2 months``, ``now`` (nothing to pay back), ``never`` or ``unknown``."""
+    """Break-even in words: ``4.2 months``, ``now`` (nothing to pay back), ``never``, ``never (over 10 years)``
+    or ``unknown``."""
     if switching is None:
         return "unknown"
     value = switching.break_even_months
     if value is not None:
+        if value > BREAK_EVEN_HORIZON_MONTHS:
+            return f"never (over {BREAK_EVEN_HORIZON_MONTHS // 12} years)"
         return "now" if value == 0 else f"{value:.1f} months"
     return "never" if switching.never_breaks_even else "unknown"
+
+
+#: Why the incumbent's latency stands apart: it was timed when its goldens were recorded, under other load.
+INCUMBENT_LATENCY = "timed when its goldens were recorded, not beside the candidates in this run, so not compared"
+
+
+def incumbent_latency(incumbent: IncumbentSummary | None) -> str:
+    """The incumbent's latency as a labelled sentence of its own ("" when unknown)."""
+    if incumbent is None or incumbent.usage.latency_p50 is None:
+        return ""
+    usage = incumbent.usage
+    return f"Incumbent latency p50 {seconds(usage.latency_p50)} · p95 {seconds(usage.latency_p95)}: {INCUMBENT_LATENCY}."
 
 
 Segments = list[tuple[str, str]]
@@ -132,7 +152,32 @@ def overall_line(results: RunResults, candidates: list[CandidateView]) -> str:
     else:
         lead = f"No candidate can replace {incumbent} yet"
     rest = [f"{label}: {_names(by_label[label])}" for label in (*_ORDER, "no verdict") if label in by_label]
-    return f"{lead} ({'; '.join(rest)})."
+    return f"{_saving(candidates)} {lead} ({'; '.join(rest)})."
+
+
+def _saving(candidates: list[CandidateView]) -> str:
+    """What the switch saves or costs a month: the cheapest drop-in's saving, else the cheapest candidate's
+    saving or extra cost with its rework and break-even (rework candidates first: they can replace it)."""
+    priced = sorted((c for c in candidates if c.switching and c.switching.monthly_saving_usd is not None),
+                    key=lambda c: -(c.switching.monthly_saving_usd or 0.0))  # type: ignore[union-attr]
+    drop_in = next((c for c in priced if c.label == DROP_IN and (c.switching.monthly_saving_usd or 0) > 0), None)
+    if drop_in is not None:
+        sw = drop_in.switching
+        assert sw is not None
+        return (f"Switching to {drop_in.model.name} saves {money(sw.monthly_saving_usd)} a month "
+                f"({money(sw.candidate_monthly_usd)} instead of {money(sw.incumbent_monthly_usd)}).")
+    if not priced:
+        reason = next((c.switching.unpriced_reason for c in candidates if c.switching and c.switching.unpriced_reason),
+                      None)
+        return f"No candidate's monthly cost is known{f' ({reason})' if reason else ''}."
+    cheapest = next((c for c in priced if c.label == REWORK), priced[0])
+    sw = cheapest.switching
+    assert sw is not None and sw.monthly_saving_usd is not None
+    saving = sw.monthly_saving_usd
+    change = (f"saves {money(saving)} a month" if saving > 0 else
+              f"costs {money(-saving)} more a month" if saving < 0 else "costs the same a month")
+    rework = f"after {money(sw.rework_usd)} of rework" if sw.rework_usd else "with no rework"
+    return f"No cheaper drop-in: {cheapest.model.name} ({cheapest.label}) {change}, {rework} (break-even {months(sw)})."
 
 
 def _names(names: list[str]) -> str:
