@@ -21,6 +21,11 @@ CATEGORIES = {"billing", "bug", "account", "other"}
     params={"max_tokens": 48},
     # A downstream router keys on the category: it must not change even where the ticket is ambiguous.
     tolerance={"fields": ["category"]},
+    # A harmless rewrite of the ticket must not move it to another queue: every model is also asked each ticket
+    # with its sentences reordered, and the report shows the share whose category held. Not a tolerance: the
+    # teacher itself moves 6 of 60 (docs/metrics.md, "Invariance").
+    invariant={"ticket": ["reorder_sentences"]},
+    invariant_fields=["category"],
     rework_hours=3,
     calls_per_month=40_000,
 )

@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from . import cost
+from . import cost, invariance
 from .drift import tokens
 from .figures import pct
 from .pricing import Pricing
 from .results import CaseResult, RunResults
 from .settings import Settings
-from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, MetricSummary, Summaries,
-                        Usage)
+from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, InvarianceSummary,
+                        MetricSummary, Summaries, Usage)
 from .types import Response
 
 
@@ -37,9 +37,12 @@ def summarize(results: RunResults) -> Summaries:
     models = {m.name: m for m in results.candidates}
     candidates = {name: _one_pass_rate(_candidate(cases, cost.pricing_of(models.get(name)), settings), cases)
                   for name, cases in by_candidate.items()}
+    candidates = {name: replace(s, invariance=invariance_summary(c.invariance for c in by_candidate[name]))
+                  for name, s in candidates.items()}
     switching = cost.switching_cost(results, settings) if candidates else {}
     return Summaries(
-        incumbent=_incumbent(results, list(goldens.values())),
+        incumbent=replace(_incumbent(results, list(goldens.values())),
+                          invariance=invariance_summary(c.golden_invariance for c in goldens.values())),
         candidates=candidates,
         switching=switching,
         verdicts={name: cost.verdict(s, settings, rework=switching[name].rework_contracts,
@@ -122,6 +125,15 @@ def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candid
 
 def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
     metrics = _metrics(cases)
+def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> InvarianceSummary | None:
+    """A model's share of perturbed inputs whose checked output held, with its 95% Wilson interval (each
+    perturbed input counted as one trial); None when no case had a perturbed input."""
+    from .drift import stats
+
+    held, n = invariance.tally(outcomes)
+    return InvarianceSummary(held, n, held / n, _bounds(stats.wilson(held, n))) if n else None
+
+
     return ContractSummary(
         cases=len(cases),
         failed_calls=sum(bool(c.call_error) for c in cases),

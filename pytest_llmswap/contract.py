@@ -16,6 +16,7 @@ import pytest
 from . import conversation
 from . import prompt as prompts
 from .drift.tolerance import Tolerance, ToleranceError
+from .invariance import Invariance, InvarianceError
 from .settings import UNREACHABLE_PASS_RATE
 from .types import public_params
 
@@ -53,6 +54,7 @@ class Contract:
     max_regression_rate: float | None = None
     per_case: bool = False
     messages: tuple[dict[str, str] | str, ...] | None = None
+    invariance: Invariance | None = None
 
     @property
     def app(self) -> bool:
@@ -65,6 +67,17 @@ class Case:
     """One rendered case of a contract."""
 
     id: str
+    variables: dict[str, Any]
+    messages: tuple[tuple[str, str], ...]
+    prompt_hash: str
+    variants: tuple[Variant, ...] = ()  # the perturbed inputs of an invariance check (docs/metrics.md)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One perturbed input of a case: its label (``reorder_sentences``), variables and rendered conversation."""
+
+    label: str
     variables: dict[str, Any]
     messages: tuple[tuple[str, str], ...]
     prompt_hash: str
@@ -117,6 +130,8 @@ def llm_contract(
     max_regression_rate: float | None = None,
     per_case: bool = False,
     messages: Sequence[dict[str, str] | str] | str | None = None,
+    invariant: Sequence[str] | dict[str, Sequence[str]] | None = None,
+    invariant_fields: Sequence[str] | str | None = None,
 ) -> Callable[[F], F]:
     """Mark a test as an LLM contract: one test item per case (and per candidate model).
 
@@ -133,6 +148,11 @@ def llm_contract(
 
     ``messages`` replaces ``prompt`` with a conversation: ``{"role", "content"}`` dicts whose content is a
     template, and names of case fields that hold a history (a list of such dicts), in order.
+
+    ``invariant`` asks every model perturbed inputs as well: perturbation names (``reorder_sentences``,
+    ``whitespace``, ``case``) applied to every string field of a case, or ``{field: [names]}``; the checked output
+    (the JSON fields ``invariant_fields`` names, else the whole text) must equal the unperturbed answer's, and
+    ``tolerance={"invariance": 0.9}`` requires that share per case (docs/metrics.md, "Invariance").
 
     Without ``prompt`` the contract tests application code: the test body calls the application, whose
     litellm and OpenAI SDK calls are recorded, replayed or routed to the candidate, and the value it returns
@@ -168,14 +188,17 @@ def llm_contract(
                             "application's own calls")
     try:
         limits = Tolerance.from_value(tolerance)
-    except ToleranceError as exc:
+        invariance = Invariance.declare(invariant, invariant_fields, json_output=output == "json")
+    except (ToleranceError, InvarianceError) as exc:
         raise ContractError(str(exc)) from None
+    if limits.invariance is not None and invariance is None:
+        raise ContractError("tolerance 'invariance' needs llm_contract(invariant=[...]): the perturbations to ask")
     spec = Contract(
         prompt=prompt, cases=cases, system=system, output=output, params=dict(params or {}),
         tolerance=limits, weight=float(weight), rework_hours=float(rework_hours),
         calls_per_month=calls_per_month, id=id, examples=int(examples), checks=tuple(checks),
         allow_empty=bool(allow_empty), min_pass_rate=min_pass_rate, max_regression_rate=max_regression_rate,
-        per_case=bool(per_case), messages=turns,
+        per_case=bool(per_case), messages=turns, invariance=invariance,
     )
 
     def decorate(fn: F) -> F:
@@ -200,8 +223,13 @@ def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> 
         rendered = []
         for case_id, variables in identify(raw):
             messages = conversation.render(parts, variables, case_id)
-            rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages, contract.params)))
-    except prompts.PromptError as exc:
+            variants = [] if contract.invariance is None else [
+                Variant(label, v, tuple(m), prompts.prompt_hash(m, contract.params))
+                for label, v in contract.invariance.variants(case_id, variables)
+                if (m := conversation.render(parts, v, case_id)) != messages]  # unchanged prompts are no test
+            rendered.append(Case(case_id, variables, tuple(messages), prompts.prompt_hash(messages, contract.params),
+                                 tuple(variants)))
+    except (prompts.PromptError, InvarianceError) as exc:
         raise ContractError(str(exc)) from None
     return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, tuple(rendered))
 

@@ -36,6 +36,8 @@ class GoldenCase:
     samples: list[dict[str, Any]]
     recorded_at: str = ""
     recorded_by: str = ""  # the incumbent as given when recording (a configured NAME or a spec), to price replays
+    # Invariance checks: label -> {"prompt_hash", "sample"}, the incumbent's answer to each perturbed input.
+    perturbed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def responses(self) -> list[Response]:
@@ -44,7 +46,8 @@ class GoldenCase:
     def to_dict(self) -> dict[str, Any]:
         return {"prompt_hash": self.prompt_hash, "variables": self.variables, "messages": self.messages,
                 "model": self.model, "params": public_params(self.params), "samples": self.samples,
-                "recorded_at": self.recorded_at, **({"recorded_by": self.recorded_by} if self.recorded_by else {})}
+                "recorded_at": self.recorded_at, **({"recorded_by": self.recorded_by} if self.recorded_by else {}),
+                **({"perturbed": self.perturbed} if self.perturbed else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GoldenCase:
@@ -57,10 +60,20 @@ class GoldenCase:
         return cls(prompt_hash=str(data["prompt_hash"]), variables=data.get("variables", {}),
                    messages=data.get("messages", []), model=data.get("model", ""), params=data.get("params", {}),
                    samples=list(samples), recorded_at=data.get("recorded_at", ""),
-                   recorded_by=str(data.get("recorded_by", "")))
+                   recorded_by=str(data.get("recorded_by", "")), perturbed=_perturbed(data.get("perturbed", {})))
 
 
-def _check_sample(number: int, sample: Any) -> None:
+def _perturbed(data: Any) -> dict[str, dict[str, Any]]:
+    """A golden's perturbed answers, checked like its samples."""
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and isinstance(v.get("prompt_hash"), str)
+                                             for v in data.values()):
+        raise ValueError("'perturbed' must map each perturbation to its prompt_hash and sample")
+    for label, entry in data.items():
+        _check_sample(f"of perturbation {label!r}", entry.get("sample"))
+    return data
+
+
+def _check_sample(number: int | str, sample: Any) -> None:
     """A sample's fields have the types every report reads them as (else a summary fails after the run)."""
     if not isinstance(sample, dict) or not isinstance(sample.get("text"), str):
         raise ValueError(f"sample {number} has no 'text' string")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import appcalls
+from . import appcalls, invariance
 from .aggregate import statistical_verdict
 from .checks import describe, make_check
 from .contract import Case, ResolvedContract
@@ -40,6 +40,7 @@ class ItemRunner:
     semantic: Any
     logits: dict[ItemKey, LogitDrift]
     app_recording: set[ItemKey]
+    perturbed: dict[ItemKey, list[tuple[str, Request]]]
     _golden_passes: dict[tuple[str, str], int]
     _app_mismatch: dict[tuple[str, str], str]
 
@@ -48,7 +49,8 @@ class ItemRunner:
         def _contract_case(self, key: ItemKey) -> tuple[ResolvedContract, Case]: ...
         def _candidate(self, name: str) -> ModelSpec: ...
         def _min_pass_rate(self, resolved: ResolvedContract) -> float | None: ...
-        def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None: ...
+        def _record(self, key: ItemKey, samples: list[dict[str, Any]],
+                    perturbed: dict[str, dict[str, Any]] | None = None) -> None: ...
 
     def run_item(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         """Run the contract's checks for one item, record the outcome, raise if the item fails."""
@@ -86,20 +88,26 @@ class ItemRunner:
         result = self._result(key)
         if key in self.requests:
             answers = [self.responses.get(r.key) for r in self.requests[key]]
-            errors = [a for a in answers if not isinstance(a, Response)]
+            perturbed = self._perturbed_answers(key)
+            errors = [a for a in (*answers, *perturbed.values()) if not isinstance(a, Response)]
             if errors:
                 result.call_error = str(errors[0])
                 self._fail(result, f"recording failed: {errors[0]}")
             responses = [a for a in answers if isinstance(a, Response)]
         else:
-            responses = self._require_golden(key, case, result).responses
+            golden = self._require_golden(key, case, result)
+            responses = golden.responses
+            perturbed = self._recorded_perturbed(key, case, golden, result)
         outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
         result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
         for sample in result.golden[1:]:
             sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
         result.golden_passes = sum(o.passed for o in outcomes)
+        result.golden_invariance = self._invariance(contract, responses[0].text, perturbed)
         if key in self.requests:
-            self._record(key, result.golden)
+            hashes = {v.label: v.prompt_hash for v in case.variants}
+            self._record(key, result.golden, {label: {"prompt_hash": hashes[label], "sample": _without_logprobs(a)}
+                                              for label, a in perturbed.items() if isinstance(a, Response)})
         failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
         result.passed = not failures
         if failures:
@@ -127,11 +135,47 @@ class ItemRunner:
         result.output = answer.to_dict()
         if answer.truncated:
             result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
+        result.invariance = self._invariance(contract, answer.text, self._perturbed_answers(key))
+        result.golden_invariance = self._invariance(contract, goldens[0].text, {
+            label: Response.from_dict(golden.perturbed[label]["sample"]) for label in self._current(case, golden)})
         judgement = judge_candidate(
             check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
             json_output=contract.contract.output == "json", semantic=self.semantic,
             extra=self._logit_scorers(key))
+        line = invariance.beyond_tolerance(result.invariance, contract.contract.tolerance.invariance)
+        if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
+            judgement.exceeded.append(line)
+            judgement.exceeded_metrics.append("invariance")
         self._judged(result, judgement)
+
+    def _perturbed_answers(self, key: ItemKey) -> dict[str, Response | ModelCallError | None]:
+        """This run's answers to the item's perturbed inputs, by label."""
+        return {label: self.responses.get(r.key) for label, r in self.perturbed.get(key, [])}
+
+    @staticmethod
+    def _current(case: Case, golden: GoldenCase) -> list[str]:
+        """Labels of the case's perturbed inputs the golden has an answer to."""
+        missing = set(invariance.unrecorded(((v.label, v.prompt_hash) for v in case.variants), golden.perturbed))
+        return [v.label for v in case.variants if v.label not in missing]
+
+    def _recorded_perturbed(self, key: ItemKey, case: Case, golden: GoldenCase,
+                            result: CaseResult) -> dict[str, Response | ModelCallError | None]:
+        """The golden's answers to the case's perturbed inputs; a replay fails, saying how to record them, when
+        the golden has none for some (the contract's ``invariant`` changed since it was recorded)."""
+        missing = invariance.unrecorded(((v.label, v.prompt_hash) for v in case.variants), golden.perturbed)
+        if missing:
+            self._fail(result, f"golden for case {key.case_id!r} has no answer to the perturbed input(s) "
+                               f"{', '.join(missing)}; record them with: {self.options.record_command} {key.nodeid}")
+        return {v.label: Response.from_dict(golden.perturbed[v.label]["sample"]) for v in case.variants}
+
+    @staticmethod
+    def _invariance(contract: ResolvedContract, base: str,
+                    answers: dict[str, Response | ModelCallError | None]) -> list[dict[str, Any]]:
+        """Each perturbed answer's outcome against ``base``, the same model's unperturbed answer."""
+        declared = contract.contract.invariance
+        if declared is None:
+            return []
+        return [invariance.outcome(label, base, answer, declared) for label, answer in answers.items()]
 
     def _judged(self, result: CaseResult, judgement: Judgement) -> None:
         """Keep a candidate item's judgement in its result; fail the item on a failed check or broken tolerance."""
@@ -276,3 +320,10 @@ class ItemRunner:
         result.passed = False
         result.failure = message
         pytest.fail(message, pytrace=False)
+
+
+def _without_logprobs(answer: Response) -> dict[str, Any]:
+    """A perturbed answer as the golden keeps it: its log-probs serve no drift metric, so they are left out."""
+    sample = answer.to_dict()
+    sample.pop("logprobs", None)
+    return sample

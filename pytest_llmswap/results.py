@@ -80,6 +80,7 @@ class CaseResult:
     at least one sample), ``"improvement"`` or None; the suite statistics weigh it by the incumbent's pass
     fraction. ``exceeded`` holds one line per tolerance broken and ``exceeded_metrics`` their metric names.
     ``passed`` is the pytest outcome of the item; ``failure`` a run problem (no golden, a failed call).
+    ``invariance`` and ``golden_invariance`` hold the outcomes of its perturbed inputs (docs/metrics.md).
     """
 
     contract: str
@@ -102,6 +103,10 @@ class CaseResult:
     passed: bool = False
     failure: str | None = None
     call_error: str | None = None
+    # Invariance checks: each perturbed input's outcome on this row's model (``invariance.outcome``), and on the
+    # incumbent (from the golden, on every row that has one).
+    invariance: list[dict[str, Any]] = field(default_factory=list)
+    golden_invariance: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def held(self) -> bool:

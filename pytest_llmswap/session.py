@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .contract import Case, ResolvedContract
 from .golden import GoldenCase, GoldenFormatError, GoldenStore
+from .invariance import unrecorded
 from .items import ItemRunner
 from .models.cache import ResponseCache
 from .models.executor import Executor
@@ -51,6 +52,7 @@ class LlmSwapSession(ItemRunner):
         self._golden_passes: dict[tuple[str, str], int] = {}
         self._app_mismatch: dict[tuple[str, str], str] = {}  # application cases whose golden no longer replays
         self.app_recording: set[ItemKey] = set()  # application items that record their calls in the test body
+        self.perturbed: dict[ItemKey, list[tuple[str, Request]]] = {}  # invariance: (label, request) per item
         self.planned = False
         self.errors: list[str] = []  # what fails the run at its end (unwritable outputs, unused goldens), a line each
         self.warnings: list[str] = []
@@ -126,6 +128,8 @@ class LlmSwapSession(ItemRunner):
             elif key.model is not None:
                 spec = self._candidate(key.model)
                 self.requests[key] = [self._request(spec, contract, case.messages, 0)]
+            if key in self.requests:  # each model is asked the perturbed inputs too, planned with the rest
+                self.perturbed[key] = [(v.label, self._request(spec, contract, v.messages, 0)) for v in case.variants]
         self.planned = True
 
     def _check_sampling(self, keys: list[ItemKey]) -> None:
@@ -152,6 +156,8 @@ class LlmSwapSession(ItemRunner):
         """
         recording = [r for k, reqs in self.requests.items() if k.model is None for r in reqs]
         candidates = [r for k, reqs in self.requests.items() if k.model is not None for r in reqs]
+        for key, pairs in self.perturbed.items():
+            (recording if key.model is None else candidates).extend(r for _, r in pairs)
         if not recording and not candidates:
             return 0
         before = self.executor.calls
@@ -241,7 +247,8 @@ class LlmSwapSession(ItemRunner):
     def variables(self, key: ItemKey) -> dict[str, Any]:
         return {} if key.case_id == ALL_CASES else dict(self._contract_case(key)[1].variables)
 
-    def _record(self, key: ItemKey, samples: list[dict[str, Any]]) -> None:
+    def _record(self, key: ItemKey, samples: list[dict[str, Any]],
+                perturbed: dict[str, dict[str, Any]] | None = None) -> None:
         contract, case = self._contract_case(key)
         spec = self.options.incumbent
         model = self.executor.backend(spec).resolved_model_id() if spec else samples[0].get("model", "")
@@ -249,7 +256,7 @@ class LlmSwapSession(ItemRunner):
         self.store.put(contract.module_path, contract.key, key.case_id, GoldenCase(
             prompt_hash=case.prompt_hash, variables=case.variables, messages=[list(m) for m in case.messages],
             model=model, params=public_params(params), samples=samples, recorded_at=self.started_at,
-            recorded_by=self.options.incumbent_text))
+            recorded_by=self.options.incumbent_text, perturbed=perturbed or {}))
 
     # -- the end ----------------------------------------------------------------------------------------
 
@@ -358,7 +365,9 @@ class LlmSwapSession(ItemRunner):
         if self.options.record != "new":
             return False
         golden = self.golden(key)
-        return golden is None or self.contracts[key.nodeid].stale(self._contract_case(key)[1], golden)
+        contract, case = self._contract_case(key)
+        return golden is None or contract.stale(case, golden) or bool(
+            unrecorded(((v.label, v.prompt_hash) for v in case.variants), golden.perturbed))
 
     def _request(self, spec: ModelSpec, contract: ResolvedContract, messages: tuple[tuple[str, str], ...],
                  sample: int) -> Request:

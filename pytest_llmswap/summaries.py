@@ -39,6 +39,17 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class InvarianceSummary:
+    """A model's invariance: how many of its perturbed inputs kept the checked output of the unperturbed answer,
+    with a 95% Wilson interval on the share (docs/metrics.md, "Invariance")."""
+
+    held: int
+    perturbed: int
+    rate: float
+    ci: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class ContractSummary:
     """One contract on one candidate."""
 
@@ -102,6 +113,7 @@ class CandidateSummary(Evidence):
     passed: int = 0  # cases that held: answered, checks pass, within tolerance; ``pass_rate`` is its rate
     pass_rate: float | None = None
     pass_rate_ci: tuple[float, float] | None = None
+    invariance: InvarianceSummary | None = None  # None when no contract declares invariant=[...]
     golden_pass_rate: float | None = None
     tokens_per_passed_check: float | None = None
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
@@ -113,6 +125,7 @@ class CandidateSummary(Evidence):
 class IncumbentSummary:
     """The incumbent as its goldens describe it (and priced like the candidates)."""
 
+    invariance: InvarianceSummary | None = None  # from the goldens' answers to the perturbed inputs
     name: str
     golden_pass_rate: float | None
     usage: Usage

@@ -37,7 +37,8 @@ class Tolerance:
     agreement of an application's calls) fail when the
     candidate scores below them; ceilings (``style``, ``kl``, ``tokens``) fail when it scores above.
     ``fields`` names JSON fields (dotted paths such as ``"customer.id"``) whose candidate value must be
-    one the incumbent gave in its golden samples.
+    one the incumbent gave in its golden samples. ``invariance`` is the share of a case's perturbed inputs
+    (``llm_contract(invariant=...)``) whose checked output must equal the unperturbed answer's.
     """
 
     fields: tuple[str, ...] = ()
@@ -50,6 +51,9 @@ class Tolerance:
     kl: float | None = None
     top1: float | None = None
     tools: float | None = None
+    # Not a drift metric (nothing is compared with the golden): the share of a case's perturbed inputs whose
+    # checked output equals the model's own unperturbed answer (pytest_llmswap/invariance.py).
+    invariance: float | None = None
 
     @classmethod
     def from_value(cls, value: Tolerance | dict[str, Any] | None) -> Tolerance:
@@ -68,14 +72,14 @@ class Tolerance:
         if isinstance(data.get("fields"), str):
             data["fields"] = (data["fields"],)
         data["fields"] = tuple(data.get("fields", ()))
-        for name in METRICS:
+        for name in (*METRICS, "invariance"):
             if data.get(name) is not None and (isinstance(data[name], bool) or not isinstance(data[name], (int, float))):
                 raise ToleranceError(f"tolerance {name!r} must be a number, not {data[name]!r}")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fields": list(self.fields)} if self.fields else {}
-        out.update({n: getattr(self, n) for n in METRICS if getattr(self, n) is not None})
+        out.update({n: getattr(self, n) for n in (*METRICS, "invariance") if getattr(self, n) is not None})
         return out
 
     def limits(self) -> list[tuple[str, float, bool]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..files import append_text, encode, write_text
 from . import view
 from ..results import CaseResult, ModelInfo, RunResults
+from ..summaries import IncumbentSummary
 
 DEFAULT_LIMIT = 60_000
 #: Most cases listed per candidate, before the size limit even applies: a PR comment is a summary.
@@ -106,7 +107,18 @@ def _header(results: RunResults, candidates: list[view.CandidateView]) -> list[s
     incumbent = results.summaries.incumbent if results.summaries else None
     if incumbent:
         lines += ["", f"Incumbent pass rate on its goldens: {view.pct(incumbent.golden_pass_rate)}."]
+    lines += _invariance(incumbent, candidates)
     return lines + [""] + _problems(results, candidates) + _goldens(results)
+
+
+def _invariance(incumbent: IncumbentSummary | None, candidates: list[view.CandidateView]) -> list[str]:
+    """One line: each model's share of perturbed inputs whose checked output held (contracts with ``invariant``)."""
+    rows = [(incumbent.name, incumbent.invariance)] if incumbent else []
+    rows += [(c.model.name, c.summary.invariance) for c in candidates if c.summary]
+    shown = [f"**{_text(name)}** {inv.held}/{inv.perturbed} = {view.pct(inv.rate)} [{view.pct(inv.ci[0])}, "
+             f"{view.pct(inv.ci[1])}]" for name, inv in rows if inv]
+    return ["", "Invariance (perturbed inputs whose checked output held, 95% interval): " + " · ".join(shown) + "."
+            ] if shown else []
 
 
 def _problems(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
