@@ -123,8 +123,6 @@ def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candid
         noise_p_value=noise.p_value if drift else None)
 
 
-def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
-    metrics = _metrics(cases)
 def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> InvarianceSummary | None:
     """A model's share of perturbed inputs whose checked output held, with its 95% Wilson interval (each
     perturbed input counted as one trial); None when no case had a perturbed input."""
@@ -134,6 +132,8 @@ def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> Invarian
     return InvarianceSummary(held, n, held / n, _bounds(stats.wilson(held, n))) if n else None
 
 
+def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
+    metrics = _metrics(cases)
     return ContractSummary(
         cases=len(cases),
         failed_calls=sum(bool(c.call_error) for c in cases),

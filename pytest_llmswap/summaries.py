@@ -113,24 +113,24 @@ class CandidateSummary(Evidence):
     passed: int = 0  # cases that held: answered, checks pass, within tolerance; ``pass_rate`` is its rate
     pass_rate: float | None = None
     pass_rate_ci: tuple[float, float] | None = None
-    invariance: InvarianceSummary | None = None  # None when no contract declares invariant=[...]
     golden_pass_rate: float | None = None
     tokens_per_passed_check: float | None = None
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     contracts: dict[str, ContractSummary] = field(default_factory=dict)
+    invariance: InvarianceSummary | None = None  # None when no contract declares invariant=[...]
 
 
 @dataclass(frozen=True)
 class IncumbentSummary:
     """The incumbent as its goldens describe it (and priced like the candidates)."""
 
-    invariance: InvarianceSummary | None = None  # from the goldens' answers to the perturbed inputs
     name: str
     golden_pass_rate: float | None
     usage: Usage
     contract_cost_per_call: dict[str, float | None] = field(default_factory=dict)
     golden_pass_rate_ci: tuple[float, float] | None = None  # Wilson 95% over cases (passes rounded)
+    invariance: InvarianceSummary | None = None  # from the goldens' answers to the perturbed inputs
 
 
 @dataclass(frozen=True)
