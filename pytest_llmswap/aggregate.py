@@ -35,7 +35,7 @@ def summarize(results: RunResults) -> Summaries:
     goldens = {(c.contract, c.case_id): c for c in results.cases if c.golden}
     goldens.update(incumbent_rows)
     models = {m.name: m for m in results.candidates}
-    candidates = {name: _one_pass_rate(_candidate(cases, cost.pricing_of(models.get(name)), settings), cases)
+    candidates = {name: _candidate(cases, cost.pricing_of(models.get(name)), settings)
                   for name, cases in by_candidate.items()}
     candidates = {name: replace(s, invariance=invariance_summary(c.invariance for c in by_candidate[name]))
                   for name, s in candidates.items()}
@@ -57,13 +57,16 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
     answered = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
     failed = [c for c in cases if c.call_error]
     # A case beyond tolerance is a failed case for the candidate, like a failed check.
-    held = [bool(c.candidate_passed) and not c.exceeded for c in answered]
-    found = evidence([c.golden_passes or 0 for c in answered], [len(c.golden) for c in answered], held,
+    found = evidence([c.golden_passes or 0 for c in answered], [len(c.golden) for c in answered],
+                     [c.held for c in answered],
                      settings, cases=len(cases), failed_calls=len(failed),
                      first_error=failed[0].call_error if failed else None,
                      exceeded=sum(bool(c.exceeded) for c in cases),
                      noise=stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]))
-    passed = sum(bool(c.candidate_passed) for c in cases)
+    checks = sum(bool(c.candidate_passed) for c in cases)
+    # The one pass rate every report shows: a case passes when it held (answered, checks pass, within tolerance);
+    # a failed call is a failed case, so the denominator never shrinks when calls fail.
+    passed = sum(c.held for c in cases)
     outputs = [c.output for c in cases if c.output]
     fractions = [c.golden_pass_fraction or 0.0 for c in answered]
     contracts: dict[str, list[CaseResult]] = defaultdict(list)
@@ -71,27 +74,16 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
         contracts[case.contract].append(case)
     return CandidateSummary(
         **{f.name: getattr(found, f.name) for f in fields(Evidence)},
-        items_passed=sum(c.passed for c in cases),
-        checks_passed=passed,
-        # A failed call is a failed case: the denominator never shrinks when calls fail.
+        checks_passed=checks,
+        passed=passed,
         pass_rate=_rate(passed, len(cases)),
         pass_rate_ci=_bounds(stats.wilson(passed, len(cases))) if cases else None,
         golden_pass_rate=_mean(fractions),
-        tokens_per_passed_check=tokens.tokens_per_passed_check(map(Response.from_dict, outputs), passed),
+        tokens_per_passed_check=tokens.tokens_per_passed_check(map(Response.from_dict, outputs), checks),
         metrics=_metrics(cases),
         usage=_usage(outputs, pricing),
         contracts={cid: _contract(rows, pricing) for cid, rows in contracts.items()},
     )
-
-
-def _one_pass_rate(summary: CandidateSummary, cases: list[CaseResult]) -> CandidateSummary:
-    """The pass rate every report shows (issue 19.3): a case passes when it held (``CaseResult.held``), never on
-    its checks alone, which stay apart as ``checks_passed``. A failed call is a failed case."""
-    from .drift import stats
-
-    passed = sum(c.held for c in cases)
-    return replace(summary, passed=passed, pass_rate=_rate(passed, len(cases)),
-                   pass_rate_ci=_bounds(stats.wilson(passed, len(cases))) if cases else None)
 
 
 def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_held: Sequence[bool],
@@ -109,10 +101,12 @@ def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candid
     incumbent_passes = float(sum((Fraction(int(passes[samples == k].sum()), int(k)) for k in np.unique(samples)),
                                  Fraction(0)))
     drift = noise is not None and noise.cases > 0
+    total = answered + failed_calls if cases is None else cases
     return Evidence(
-        cases=answered + failed_calls if cases is None else cases,
-        failed_calls=failed_calls, first_error=first_error, answered=answered, incumbent_passes=incumbent_passes,
-        regressions=paired.broken, improvements=paired.fixed, noise_breaks=paired.noise,
+        cases=total, failed_calls=failed_calls, failed_call_rate=_rate(failed_calls, total), first_error=first_error,
+        answered=answered, incumbent_passes=incumbent_passes,
+        regressions=paired.broken, improvements=paired.fixed, net_regressions=paired.broken - paired.fixed,
+        noise_breaks=paired.noise,
         noise_measured=paired.noise_measured, p_worse=paired.p_worse if answered else None,
         regression_rate=paired.rate.estimate if answered else None,
         regression_rate_ci=_bounds(paired.rate) if answered else None,
@@ -124,12 +118,18 @@ def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candid
 
 
 def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> InvarianceSummary | None:
-    """A model's share of perturbed inputs whose checked output held, with its 95% Wilson interval (each
-    perturbed input counted as one trial); None when no case had a perturbed input."""
+    """A model's invariance: the mean over cases of the share of each case's perturbed inputs that held, with a
+    95% interval whose units are the cases (a case's perturbations are not independent of each other): exact
+    Clopper-Pearson when every case has one perturbed input, else the paired score interval over the cases'
+    shares. None when no case had a perturbed input."""
     from .drift import stats
 
-    held, n = invariance.tally(outcomes)
-    return InvarianceSummary(held, n, held / n, _bounds(stats.wilson(held, n))) if n else None
+    shares = [invariance.tally([rows]) for rows in outcomes if rows]
+    if not shares:
+        return None
+    interval = stats.score_interval([held / n for held, n in shares])
+    return InvarianceSummary(sum(h for h, _ in shares), sum(n for _, n in shares), interval.estimate,
+                             _bounds(interval))
 
 
 def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:

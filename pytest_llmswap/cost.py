@@ -11,7 +11,7 @@ from collections import defaultdict
 from .pricing import GPU_HOUR_UNMEASURED, Pricing
 from .results import CaseResult, ContractInfo, ModelInfo, RunResults
 from .settings import Settings
-from .figures import pct
+from .figures import plural, pct
 from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, ContractSwitching, Evidence, Switching,
                         Verdict)
 
@@ -174,16 +174,21 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
                       f"{failed} ({pct(e.failed_call_rate)}); rerun to complete the evidence (answers already "
                       f"received are kept): {e.first_error}")
     drift = _drift_problem(e, settings)
+    # Breakage shown but bounded under the maximum is a drop-in (its contracts are in ``rework``): flag only what
+    # the suite cannot bound.
+    shown = shown and high > max_rate
     if shown or drift:
-        reasons = [f"{broken}: more than the incumbent's own noise" if e.noise_measured else broken] if shown else []
+        worse = "more than the incumbent's own noise explains" if e.noise_measured else \
+            f"worse than the incumbent (p = {e.p_worse:.3g})"
+        reasons = [f"{broken}, {worse}"] if shown else []
         if exceeded:
-            reasons.append(f"beyond tolerance in {len(exceeded)} contract(s): {', '.join(exceeded[:3])}"
+            reasons.append(f"beyond tolerance in {plural(len(exceeded), 'contract')}: {', '.join(exceeded[:3])}"
                            + (f" and {len(exceeded) - 3} more" if len(exceeded) > 3 else ""))
         if drift:
             reasons.append(drift)
         return decide(REWORK, RULE_WORSE, reasons[0], *reasons[1:], _significance(e))
     if high > max_rate:
-        return decide(INCONCLUSIVE, RULE_TOO_FEW, f"{broken}: {e.answered} cases cannot show it is below "
+        return decide(INCONCLUSIVE, RULE_TOO_FEW, f"{broken}: {plural(e.answered, 'case')} cannot show it is below "
                       f"{pct(max_rate)}; {_more_cases(e, max_rate)}", *_noise_hint(e), _significance(e))
     noise = " and drift within the incumbent's noise" if e.drift_cases else ""
     return decide(DROP_IN, RULE_DROP_IN,
@@ -205,8 +210,8 @@ def _more_cases(e: Evidence, max_rate: float) -> str:
     if e.cases_needed is None:
         return (f"the rate observed is not below {pct(max_rate)}, so more cases at this rate would not show it "
                 "(fix the broken cases, or adapt the prompt)")
-    return (f"about {e.cases_needed:,} cases would show a broken-case rate below {pct(max_rate)} at the rate and "
-            "spread observed")
+    return (f"about {plural(e.cases_needed, 'case')} would show a broken-case rate below {pct(max_rate)} at the "
+            "rate and spread observed")
 
 
 def _noise_hint(e: Evidence) -> tuple[str, ...]:

@@ -55,15 +55,16 @@ class RunReport:
 
 def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
     """A candidate's verdict, its pass rate (the checks alone labelled apart), failed calls and cost."""
+    from .figures import plural
     from .report.view import money, months, pct
 
-    failed = f"; {c.failed_calls} failed call(s), first: {c.first_error}" if c.failed_calls else ""
+    failed = f"; {plural(c.failed_calls, 'failed call')}, first: {c.first_error}" if c.failed_calls else ""
     delta = "" if sw.monthly_delta_usd is None else \
         f" ({'+' if sw.monthly_delta_usd > 0 else ''}{money(sw.monthly_delta_usd)} a month)"
     return [f"{name}: {v.headline}",
-            f"  pass rate {pct(c.pass_rate)}: {c.passed} of {c.cases} cases passed (incumbent "
+            f"  pass rate {pct(c.pass_rate)}: {c.passed} of {plural(c.cases, 'case')} passed (incumbent "
             f"{pct(c.golden_pass_rate)}); checks passed {c.checks_passed}, {c.exceeded} beyond tolerance, "
-            f"{c.regressions:g} regressions, {c.improvements:g} improvements{failed}",
+            f"{plural(c.regressions, 'regression')}, {plural(c.improvements, 'improvement')}{failed}",
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
             f"break-even {months(sw)}"]

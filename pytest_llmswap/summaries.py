@@ -41,7 +41,8 @@ class Usage:
 @dataclass(frozen=True)
 class InvarianceSummary:
     """A model's invariance: how many of its perturbed inputs kept the checked output of the unperturbed answer,
-    with a 95% Wilson interval on the share (docs/metrics.md, "Invariance")."""
+    and ``rate``, the mean over cases of each case's share, with its 95% interval over the cases (docs/metrics.md,
+    "Invariance")."""
 
     held: int
     perturbed: int
@@ -76,11 +77,13 @@ class Evidence:
 
     cases: int
     failed_calls: int
+    failed_call_rate: float | None  # failed calls over every case
     first_error: str | None
     answered: int                   # cases with an answer, on which the paired statistics are computed
     incumbent_passes: float         # sum of the incumbent's pass fractions over the answered cases
     regressions: float              # broken cases, weighted by the incumbent's pass fraction (docs/metrics.md)
     improvements: float             # fixed cases: a gain, never subtracted from the broken ones
+    net_regressions: float          # broken minus fixed: shown beside the broken cases, never the gate
     noise_breaks: float             # the incumbent's own breakage over the same cases (0 when K = 1)
     noise_measured: bool            # every answered case has K >= 2 golden samples
     p_worse: float | None           # exact exchangeability test: is the candidate worse than the incumbent?
@@ -95,20 +98,12 @@ class Evidence:
     drift_cases: int                # cases with a known noise floor
     noise_p_value: float | None
 
-    @property
-    def failed_call_rate(self) -> float | None:
-        return self.failed_calls / self.cases if self.cases else None
-
-    @property
-    def net_regressions(self) -> float:
-        return self.regressions - self.improvements
 
 
 @dataclass(frozen=True)
 class CandidateSummary(Evidence):
     """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
 
-    items_passed: int = 0
     checks_passed: int = 0  # cases whose checks pass, whatever their drift ("checks passed" in the reports)
     passed: int = 0  # cases that held: answered, checks pass, within tolerance; ``pass_rate`` is its rate
     pass_rate: float | None = None

@@ -47,7 +47,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
                   throughput_tok_s=400.0),
     ]
     # (cost per call, latency, mutation rate, regression share) per model
-    profile = {"haiku": (0.0004, 0.6, 0.08, 0.004), "gpt-4o-mini": (0.00015, 0.5, 0.14, 0.01),
+    profile = {"haiku": (0.0004, 0.6, 0.08, 0.001), "gpt-4o-mini": (0.00015, 0.5, 0.14, 0.01),
                "local-int8": (None, 0.15, 0.2, 0.08)}
     contracts = [ContractInfo(f"tests/test_suite_{i % 3}.py::test_contract_{i}", "json" if i % 2 else "text",
                               {"semantic": 0.85}, 1.0, rework_hours=2.0 + i % 4,

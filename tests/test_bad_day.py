@@ -254,7 +254,7 @@ def test_a_lone_surrogate_in_an_answer_breaks_no_report_writer(suite, monkeypatc
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # The terminal summary (with the verdict) is there, down to the list of files written.
     assert "could not summarise" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["No candidate can replace*", "echo: *", "*Markdown*pr.md"])
+    result.stdout.fnmatch_lines(["*No candidate can replace*", "echo: *", "*Markdown*pr.md"])
     for path in (pytester.path / "pr.md", summary, pytester.path / "out.html"):
         assert "x\\udc80y" in path.read_text(encoding="utf-8"), path
     assert json.loads((pytester.path / "out.json").read_text())["cases"][0]["output"]["text"] == "Say x\udc80y"

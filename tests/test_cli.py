@@ -12,7 +12,7 @@ import pytest
 
 from pytest_llmswap.aggregate import summarize
 from pytest_llmswap.cli import main
-from pytest_llmswap.results import RunResults
+from pytest_llmswap.results import RESULTS_FORMAT_VERSION, RunResults
 from pytest_llmswap.synthetic import synthetic_results
 
 
@@ -53,6 +53,19 @@ def test_report_rerenders_html_and_markdown(tmp_path, capsys, single):
     assert (tmp_path / "pr.md").read_text(encoding="utf-8").startswith("**pytest-llmswap:** ")
     code, err = run_cli(capsys, "report", src, "-o", str(tmp_path / "sub" / "r.html"))
     assert code == 0 and (tmp_path / "sub" / "r.html").exists()
+
+
+def test_a_version_2_file_is_read_with_its_verdicts_recomputed(tmp_path, capsys, single):
+    # Version 2 summaries carried the net regression rate and settings had not_recommended_when: the reader drops
+    # both and computes the summaries as this version does, so `llmswap report` renders an old file.
+    old = single.to_dict()
+    old.update(format_version=2, summaries={"candidates": {"gone": {"regression_rate": 0.5}}},
+               settings={**old["settings"], "not_recommended_when": "both"})
+    read = RunResults.from_dict(json.loads(json.dumps(old)))
+    assert read.format_version == RESULTS_FORMAT_VERSION and "not_recommended_when" not in read.settings
+    assert read.summaries == summarize(single)
+    code, err = run_cli(capsys, "report", write(tmp_path / "old.json", old), "-o", str(tmp_path / "old.html"))
+    assert code == 0, err
 
 
 def test_merge_of_two_halves_equals_the_single_run(tmp_path, capsys, single):
@@ -126,7 +139,7 @@ def test_merge_different_format_versions(tmp_path, capsys, single):
     newer = dict(single.to_dict(), format_version=99)
     code, err = run_cli(capsys, "merge", write(tmp_path / "a.json", single), write(tmp_path / "b.json", newer),
                         "-o", str(tmp_path / "all.json"))
-    assert_one_line_error(code, err, "different format versions", "a.json: 2", "b.json: 99")
+    assert_one_line_error(code, err, "different format versions", f"a.json: {RESULTS_FORMAT_VERSION}", "b.json: 99")
 
 
 @pytest.mark.parametrize("content, message", [

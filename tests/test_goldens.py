@@ -152,4 +152,4 @@ def test_xdist_workers_results_are_merged_on_the_controller(suite):
     out = json.loads((pytester.path / "out.json").read_text())
     assert len(out["cases"]) == 8
     assert out["summaries"]["candidates"]["echo"]["cases"] == 8
-    result.stdout.fnmatch_lines(["*8 cases*8 passed*"])
+    result.stdout.fnmatch_lines(["*8 of 8 cases passed*"])

@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from pytest_llmswap.drift.stats import wilson
+from pytest_llmswap.drift.stats import score_interval
+from pytest_llmswap.figures import pct
 from pytest_llmswap.invariance import PERTURBATIONS, Invariance
 
 # The echo model answers with the prompt: a template that is JSON makes the answer JSON, whose "category" is the
@@ -93,13 +94,13 @@ def test_perturbed_answers_are_recorded_replayed_offline_and_asked_of_each_candi
                                                                            ("case", False)]
     assert row["exceeded_metrics"] == ["invariance"]
     summaries = out["summaries"]
-    interval = wilson(1, 3)
-    expected = {"held": 1, "perturbed": 3, "rate": pytest.approx(1 / 3),
+    interval = score_interval([1 / 2, 0])  # the cases are the units: "a" held 1 of 2, "b" 0 of 1
+    expected = {"held": 1, "perturbed": 3, "rate": pytest.approx(1 / 4),
                 "ci": [pytest.approx(interval.low), pytest.approx(interval.high)]}
     assert summaries["candidates"]["echo"]["invariance"] == expected
     assert summaries["incumbent"]["invariance"] == expected
-    assert "Invariance (perturbed inputs whose checked output held, 95% interval): **echo** 1/3 = 33.3% " \
-           "[6.1%, 79.2%]" in (pytester.path / "summary.md").read_text()
+    assert (f"**echo** 25.0% [{pct(interval.low)}, {pct(interval.high)}] (1 of 3 held)"
+            in (pytester.path / "summary.md").read_text())
 
 
 def test_a_golden_without_answers_to_newly_declared_perturbations_fails_replay_until_recorded(suite):
@@ -115,10 +116,18 @@ def test_a_golden_without_answers_to_newly_declared_perturbations_fails_replay_u
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize(("rate", "n"), [(0.6, 60), (0.8, 60), (0.95, 60), (0.7, 180), (0.85, 180), (0.97, 180)])
-def test_the_invariance_interval_covers_the_true_rate_in_simulation(rate, n):
-    """The 95% Wilson interval the report prints, at the rates and numbers of perturbed inputs of the README's
-    main job (60 tickets, up to 3 perturbations each): 1,000 simulated runs, coverage at least 94%."""
-    draws = np.random.default_rng(20).binomial(n, rate, size=1_000)
-    covered = sum(w.low <= rate <= w.high for w in (wilson(int(k), n) for k in draws))
+@pytest.mark.parametrize(("rate", "cases", "per_case"), [(0.6, 60, 1), (0.9, 60, 1), (0.97, 60, 1), (0.9, 180, 1),
+                                                      (0.7, 60, 3), (0.9, 60, 3), (0.97, 60, 3), (0.9, 180, 3)])
+def test_the_invariance_interval_covers_the_true_rate_in_simulation(rate, cases, per_case):
+    """The interval the report prints, at the sizes of the README's main job (60 tickets) and larger, with one
+    perturbation per case and with three that hang together (a case is fragile or not): 1,000 simulated suites,
+    coverage at least 94%."""
+    rng = np.random.default_rng(20)
+    covered = 0
+    for _ in range(1_000):
+        # Each case has its own chance of holding (mean ``rate``), shared by its perturbations.
+        fragile = rng.beta(rate * 4, (1 - rate) * 4, size=cases)
+        held = rng.binomial(per_case, fragile)
+        interval = score_interval(held / per_case)
+        covered += interval.low <= rate <= interval.high
     assert covered / 1_000 >= 0.94

@@ -93,8 +93,8 @@ def test_snapshot_pr_comment_in_github_actions(monkeypatch):
 def test_problems_name_failed_calls_goldens_and_never_a_local_path():
     text = render_markdown(_small_run())
     problems = text[text.index("### Needs attention"):text.index("<details>")]
-    assert "1 of 8 call(s) failed, first: `APIError: HTTP 500 after 3 retries (…/app/client.py)`" in problems
-    assert "**1 stale golden(s)**" in problems and "**1 unused golden(s)**" in problems
+    assert "1 of 8 calls failed, first: `APIError: HTTP 500 after 3 retries (…/app/client.py)`" in problems
+    assert "**1 stale golden**" in problems and "**1 unused golden**" in problems
     assert "/home/ci" not in text
 
 
@@ -109,7 +109,7 @@ def test_terminal_section_names_verdicts_items_failed_calls_and_cost():
     assert block[0] == f"gpt-4o-mini: {results.summaries.verdicts['gpt-4o-mini'].headline}"
     # One passed number (the failed call is a failed case); the checks alone are labelled as such.
     assert block[1].startswith(f"  pass rate {markdown.view.pct(s.pass_rate)}: {s.passed} of {s.cases} cases passed")
-    assert f"checks passed {s.checks_passed}," in block[1] and "; 1 failed call(s)" in block[1]
+    assert f"checks passed {s.checks_passed}," in block[1] and "; 1 failed call, first:" in block[1]
     assert block[2].startswith("  cost: $") and "per 1,000 calls" in block[2] and "e-0" not in "\n".join(lines)
 
 
@@ -117,12 +117,12 @@ def test_terminal_section_names_verdicts_items_failed_calls_and_cost():
 def test_size_cap_at_ten_thousand_cases(big, limit):
     text = render_markdown(big, limit=limit)
     assert len(text.encode("utf-8")) <= limit
-    assert re.search(r"_[\d,]+ more case\(s\) that need attention are not listed here", text)
+    assert re.search(r"_[\d,]+ more cases that need attention are not listed here", text)
 
 
 def test_cap_holds_even_when_the_tables_alone_are_too_long(big):
     text = render_markdown(big, limit=1_000)
-    assert len(text.encode("utf-8")) <= 1_000 and "more case(s) that need attention" in text
+    assert len(text.encode("utf-8")) <= 1_000 and "more cases that need attention" in text
 
 
 def test_per_candidate_cap(monkeypatch, big):

@@ -89,11 +89,11 @@ def test_candidate_ids_gain_the_candidate_name_and_nothing_is_recorded(suite):
     result = pytester.runpytest("-v", "--candidate-model", "mirror=echo", "--llmswap-json", "out.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_contract?a-mirror? PASSED*", "*= llmswap =*",
-                                 "mirror: inconclusive: 2 cases cannot show a regression rate below 5%*",
-                                 "  2 cases: 2 passed checks (100.0%; incumbent 100.0%)*"])
+                                 "mirror: inconclusive: broken-case rate 0.0% [[]0.0%, *]: 2 cases cannot show it is below 5.0%*",
+                                 "  pass rate 100.0%: 2 of 2 cases passed (incumbent 100.0%)*"])
     assert (pytester.path / "__llm_goldens__" / "test_suite.json").read_text() == before
     out = json.loads((pytester.path / "out.json").read_text())
-    assert out["format_version"] == 2
+    assert out["format_version"] == 3
     assert {c["candidate"] for c in out["cases"]} == {"mirror"}
     assert all(c["metrics"]["exact"] == 1.0 and c["metrics"]["edit"] == 1.0 for c in out["cases"])
     assert (pytester.path / "llmswap-report.html").is_file()
@@ -115,7 +115,7 @@ def test_flips_regressions_and_improvements(suite, tmp_path):
     assert flips == {"a": None, "b": "regression"}
     summary = out["summaries"]["candidates"]["echo"]
     assert summary["regressions"] == 1 and summary["improvements"] == 0
-    result.stdout.fnmatch_lines(["*1 regressions, 0 improvements*"])
+    result.stdout.fnmatch_lines(["*1 regression, 0 improvements*"])
 
 
 def test_json_output_that_is_not_json_is_a_failed_check(suite):

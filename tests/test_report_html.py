@@ -53,7 +53,7 @@ def test_verdict_cards(page, results):
     first = re.search(r'<article class="card verdict-card ok".*?</article>', page, re.S).group(0)
     s = results.summaries.candidates["haiku"]
     for text in ("drop-in", "Pass rate", "that the incumbent would do this badly", "Monthly cost", "p50", "p95",
-                 "Tokens per task", "Break-even", f"{s.regressions:g} regression(s)", "$112.00"):
+                 "Tokens per task", "Break-even", f"{s.regressions:g} broken", "Broken-case rate", "$112.00"):
         assert text in first
 
 
@@ -114,9 +114,9 @@ def test_case_detail_is_capped_and_the_matrix_names_every_case(monkeypatch):
     page = render_html(_one_contract(passing=9, failing=10))
     assert len(re.findall(r'<details class="case o-regression" id="d\d+" open>', page)) == 1
     assert len(re.findall(r'<details class="case o-regression" id="d\d+">', page)) == 2
-    assert "7 more case(s) that need attention: see the matrix" in page
+    assert "7 more cases that need attention: see the matrix" in page
     assert len(re.findall(r'<details class="case o-passed" id="d\d+">', page)) == 2
-    assert "9 passing case(s), 2 shown in full" in page and "7 more passing case(s) not shown" in page
+    assert "9 passing cases, 2 shown in full" in page and "7 more passing cases not shown" in page
     rows = re.findall(r'<tr data-p="([^"]*)" data-s="[^"]*"( hidden)?><td class="mono">[^<]*</td>'
                       r'<td class="mono">(c\d+)</td>', page)
     assert len(rows) == 19  # every case has its row
@@ -189,7 +189,7 @@ def test_page_opens_on_the_overall_line_then_attention_across_candidates():
     # Failed calls, then regressions (most first), then drift beyond tolerance, then goldens: across candidates.
     assert [(rank, who) for rank, who, _ in items[:2]] == [("0", "gpt-4o-mini"), ("1", "local-int8")]
     assert [rank for rank, _, _ in items] == sorted(rank for rank, _, _ in items)
-    assert items[-1][:2] == ("goldens", "1 stale golden(s)")
+    assert items[-1][:2] == ("goldens", "1 stale golden")
     assert "/srv/llm" not in page and "…/proxy/handler.py" in page  # no absolute local path anywhere
     # Every verdict card and attention item links to the matrix with its candidate's column.
     assert len(re.findall(r'<a href="#matrix" data-column="\d">Cases that need attention on', page)) == 3

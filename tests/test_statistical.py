@@ -175,7 +175,7 @@ def test_statistical_and_per_case_contracts_in_one_module(pytester):
     assert counts == {(t, m) for t in ("test_stat", "test_each") for m in ("e", "f")}
     assert len(out["cases"]) == 2 * (40 + 3)
     # The terminal counts cases, not items: 43 per candidate, one statistical item standing for 40 of them.
-    run.stdout.fnmatch_lines(["  43 cases: 41 passed checks (95.3%*"])
+    run.stdout.fnmatch_lines(["  pass rate 95.3%: 41 of 43 cases passed*"])
 
 
 # -- max_regression_rate ----------------------------------------------------------------------------------------
@@ -183,9 +183,9 @@ def test_statistical_and_per_case_contracts_in_one_module(pytester):
 @pytest.mark.slow
 def test_max_regression_rate_fails_a_worse_candidate_naming_its_regressions_first(pytester, litellm_loaded):
     # 60 cases; the incumbent fails c000-c004 (5 "bad" words) and passes the rest. "same" (echo) answers like
-    # it: 55/60 pass (bound 83.9% >= 70%) and the net regression rate is 0 (upper bound 4.9% <= 5%).
+    # it: 55/60 pass (bound 83.9% >= 70%) and breaks no case (exact one-sided 95% upper bound 4.9% <= 5%).
     # "worse" also leaves out the words of c030-c035: 49/60 pass (bound 72.1% >= 70%, so the pass rate
-    # alone would pass) but 6 regressions are a net rate of 10.0%, upper bound 18.8% > 5%: the item fails.
+    # alone would pass) but 6 broken cases are a rate of 10.0%, upper bound 18.8% > 5%: the item fails.
     assert (bound(55, 60), bound(49, 60)) == ("83.9%", "72.1%")
     dropped = {f"w{i}" for i in range(30, 36)}
     with chat_server(lambda p: "I cannot say that" if p.split()[-1] in dropped else p) as server:
@@ -199,12 +199,13 @@ def test_max_regression_rate_fails_a_worse_candidate_naming_its_regressions_firs
     run.assert_outcomes(passed=1, failed=1)
     assert item_ids(run) == ["test_say[same]", "test_say[worse]"]
     assert failure(run, "test_say[worse]") == (
-        "net regression rate 10.0%: its upper bound 18.8% is above max_regression_rate 5.0%. Failing cases: "
+        "broken-case rate 10.0%: its upper bound 18.8% is above max_regression_rate 5.0%. Failing cases: "
         "c030: left the word out; c031: left the word out; c032: left the word out; c033: left the word out; "
         "c034: left the word out (and 6 more)")
     out = results(pytester)
     worse = out["summaries"]["candidates"]["worse"]
-    assert worse["regressions"] == 6 and worse["regression_rate_ci"][1] == pytest.approx(0.1879, abs=1e-3)
+    # The report's interval is two-sided 95%: exact, beta(0.975; 7, 54).
+    assert worse["regressions"] == 6 and worse["regression_rate_ci"][1] == pytest.approx(0.2051, abs=1e-3)
     flips = sorted(c["case_id"] for c in out["cases"] if c["candidate"] == "worse" and c["flip"] == "regression")
     assert flips == [f"c{i:03d}" for i in range(30, 36)]
     assert len([c for c in out["cases"] if c["candidate"] == "worse"]) == 60

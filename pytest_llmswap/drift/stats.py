@@ -71,25 +71,51 @@ def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
     return Interval(p, max(0.0, centre - half), min(1.0, centre + half), confidence, "wilson", n)
 
 
+def clopper_pearson(events: int, n: int, *, confidence: float = 0.95) -> Interval:
+    """Exact (Clopper-Pearson) two-sided interval for a rate ``events / n``: the beta quantiles where the binomial
+    tails equal ``(1 - confidence) / 2``.
+
+    With zero events the upper bound is ``1 - ((1 - confidence) / 2) ** (1 / n)``, never 0: a small suite with no
+    broken case cannot claim that breakage is impossible.
+    """
+    from scipy.special import betaincinv  # scipy.special alone: a tenth of scipy.stats' import
+
+    if n <= 0 or not 0 <= events <= n:
+        raise ValueError(f"need 0 <= events <= n and n > 0, got {events}/{n}")
+    tail = (1 - confidence) / 2
+    low = 0.0 if events == 0 else float(betaincinv(events, n - events + 1, tail))
+    high = 1.0 if events == n else float(betaincinv(events + 1, n - events, 1 - tail))
+    return Interval(events / n, low, high, confidence, "clopper-pearson", n)
+
+
 def score_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95) -> Interval:
     """Interval on the mean of per-case values in [-1, 1] whose variance comes from the paired data.
 
-    The bounds are the rates ``mu`` with ``(mean - mu) ** 2 <= z ** 2 * max(s2, mu * (1 - mu)) / n``: the union of
-    the Wilson score interval at the observed mean and the normal interval with the sample variance ``s2``. On 0/1
-    values it is the Wilson interval; where the paired values spread more than a binomial (the incumbent's noise),
-    the sample variance widens it. tests/test_calibration.py checks its coverage by simulation.
+    On 0/1 values (a count of broken cases) it is the exact Clopper-Pearson interval. Otherwise it is the union of
+    the Wilson score interval at the observed mean (the binomial variance, so rare events never look certain) and
+    Hall's (1992) skewness-corrected normal interval with the sample variance and skewness of the values (the
+    incumbent's noise spreads them more than a binomial). tests/test_calibration.py checks its coverage by
+    simulation.
     """
     x = np.asarray(values, dtype=float)
     n = int(x.size)
     if n == 0:
         return Interval(0.0, 0.0, 1.0, confidence, "none", 0)
     mean, var, skew = _moments(x)
-    low, high = _bounds(mean, var, skew, n, _z(confidence))
-    return Interval(mean, low, high, confidence, "paired score", n)
+    binary = _binary(x)
+    low, high = _bounds(mean, var, skew, n, _z(confidence), binary)
+    return Interval(mean, low, high, confidence, _method(binary), n)
 
 
-def _bounds(mean: float, var: float, skew: float, n: int, z: float) -> tuple[float, float]:
-    """The two ends of :func:`score_interval` for a mean, a variance, a skewness and a number of cases."""
+def _bounds(mean: float, var: float, skew: float, n: int, z: float, binary: bool) -> tuple[float, float]:
+    """The two ends of :func:`score_interval` for a mean, a variance, a skewness and a number of cases.
+
+    0/1 values are a binomial count: the exact Clopper-Pearson interval, which never covers less than it says
+    (Wilson's dips to 93.9% at 50 cases, simulated). Otherwise the union of Wilson's and Hall's.
+    """
+    if binary:
+        exact = clopper_pearson(min(n, max(0, round(mean * n))), n, confidence=2 * NormalDist().cdf(z) - 1)
+        return exact.low, exact.high
     sd = math.sqrt(var)
     # Hall's transform is of (mean - mu) / sd; mu = mean - sd * u, so each end takes the other side's root.
     low, high = mean - sd * _hall(z / math.sqrt(n), skew, n), mean - sd * _hall(-z / math.sqrt(n), skew, n)
@@ -99,7 +125,7 @@ def _bounds(mean: float, var: float, skew: float, n: int, z: float) -> tuple[flo
     if disc >= 0:
         root = math.sqrt(disc)
         low, high = min(low, (b - root) / (2 * a)), max(high, (b + root) / (2 * a))
-    return low, high
+    return (low, high) if low <= high else (mean, mean)
 
 
 def _hall(y: float, skew: float, n: int) -> float:
@@ -126,7 +152,7 @@ class BrokenCases:
     unbiased estimate of how often one of its answers passes where another fails. ``rate`` is the broken-case rate
     beyond that noise, ``(broken - noise) / n``, whose expectation is 0 for a candidate that answers like the
     incumbent; its interval is :func:`score_interval` over the per-case values (never below what zero broken
-    cases in ``n`` can show). With K = 1 the noise is unknown (``noise_measured`` False) and the rate is the gross
+    cases in ``n`` can show): exact Clopper-Pearson when they are 0/1, else Wilson's united with Hall's. With K = 1 the noise is unknown (``noise_measured`` False) and the rate is the gross
     one. Fixed cases (``fixed = sum(c * (1 - f))``) are a gain and never subtracted; ``net`` is ``(broken -
     fixed) / n`` with the same kind of interval, shown beside it.
 
@@ -149,6 +175,7 @@ class BrokenCases:
     min_detectable: float
     spread: float  # variance of the per-case values behind ``rate``
     skew: float    # and their skewness
+    binary: bool   # every per-case value is 0 or 1: a binomial count
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,7 +189,8 @@ class BrokenCases:
         z = _z(self.rate.confidence)
 
         def bounded(n: int) -> bool:
-            return max(_bounds(mean, self.spread, self.skew, n, z)[1], _zero_events_high(n, z)) <= maximum
+            # "About": the score bounds without the exact or skewness refinements, cheap at any n.
+            return max(_bounds(mean, self.spread, 0.0, n, z, False)[1], _zero_events_high(n, z)) <= maximum
 
         high = max(self.n, 1)
         while not bounded(high):
@@ -187,7 +215,7 @@ def broken_cases(golden_passes: Sequence[int], golden_samples: Sequence[int], ca
     n = int(c.size)
     if n == 0:
         empty = Interval(0.0, 0.0, 1.0, confidence, "none", 0)
-        return BrokenCases(0, 0.0, 0.0, 0.0, False, 1.0, empty, empty, 1.0, 0.0, 0.0)
+        return BrokenCases(0, 0.0, 0.0, 0.0, False, 1.0, empty, empty, 1.0, 0.0, 0.0, True)
     f = s / k
     lost = f * (1 - c)
     noise = np.where(k > 1, s * (k - s) / np.maximum(k * (k - 1), 1), 0.0)
@@ -195,15 +223,18 @@ def broken_cases(golden_passes: Sequence[int], golden_samples: Sequence[int], ca
     z = _z(confidence)
     floor = _zero_events_high(n, z)
     mean, spread, skew = _moments(per_case)
-    low, high = _bounds(mean, spread, skew, n, z)
+    binary = _binary(per_case)
+    low, high = _bounds(mean, spread, skew, n, z, binary)
     # A rate below what zero broken cases in n can show is not resolved by n cases: never an upper end under it.
-    rate = Interval(min(1.0, max(0.0, mean)), max(0.0, low), min(1.0, max(high, floor)), confidence, "paired score", n)
+    rate = Interval(min(1.0, max(0.0, mean)), max(0.0, low), min(1.0, max(high, floor)), confidence, _method(binary),
+                    n)
     net_mean, net_var, net_skew = _moments(f - c)
-    net_low, net_high = _bounds(net_mean, net_var, net_skew, n, z)
-    net = Interval(net_mean, max(-1.0, net_low), min(1.0, max(net_high, floor)), confidence, "paired score", n)
+    net_binary = _binary(f - c)
+    net_low, net_high = _bounds(net_mean, net_var, net_skew, n, z, net_binary)
+    net = Interval(net_mean, max(-1.0, net_low), min(1.0, max(net_high, floor)), confidence, _method(net_binary), n)
     return BrokenCases(n, float(lost.sum()), float((c * (1 - f)).sum()), float(noise.sum()), bool(np.all(k > 1)),
                        _p_worse(s, k, c), rate, net, _min_detectable(spread, n, z, NormalDist().inv_cdf(power)),
-                       spread, skew)
+                       spread, skew, binary)
 
 
 def _moments(x: np.ndarray) -> tuple[float, float, float]:
@@ -215,13 +246,21 @@ def _moments(x: np.ndarray) -> tuple[float, float, float]:
     return mean, var, float((sq * dev).mean() / var ** 1.5) if var > 1e-18 else 0.0
 
 
+def _method(binary: bool) -> str:
+    return "clopper-pearson" if binary else "wilson+hall"
+
+
+def _binary(x: np.ndarray) -> bool:
+    return bool(np.all((x == 0) | (x == 1)))
+
+
 def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(1 - (1 - confidence) / 2)
 
 
 def _zero_events_high(n: int, z: float) -> float:
-    """Wilson's upper end for zero events in ``n``: the finest rate ``n`` cases resolve."""
-    return z * z / (n + z * z)
+    """The exact upper end for zero events in ``n``: the finest rate ``n`` cases resolve."""
+    return 1 - (1 - NormalDist().cdf(z)) ** (1 / n)
 
 
 def _min_detectable(spread: float, n: int, z: float, z_power: float) -> float:

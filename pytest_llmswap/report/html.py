@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from ..figures import plural
 from ..files import write_text
 from . import view
 from ..results import CaseResult, RunResults
@@ -53,7 +54,8 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_llmswap.report", "templates"), autoescape=True,
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=_lenient(view.pct), money=_lenient(view.money), num=_lenient(view.number),
-                       secs=_lenient(view.seconds), months=view.months, local=_lenient(view.strip_paths))
+                       secs=_lenient(view.seconds), months=view.months, local=_lenient(view.strip_paths),
+                       plural=lambda count, word: plural(count, word))
     return env
 
 
@@ -110,15 +112,15 @@ def _attention(results: RunResults, candidates: list[view.CandidateView]) -> lis
         p = view.problems(results, c)
         if p.failed_calls:
             items.append({"rank": 0, "size": p.failed_calls, "candidate": c.model.name, "column": column,
-                          "what": f"{p.failed_calls} failed call(s)",
+                          "what": plural(p.failed_calls, "failed call"),
                           "detail": view.strip_paths(p.first_error) if p.first_error else ""})
         if p.regressions:
             items.append({"rank": 1, "size": p.regressions, "candidate": c.model.name, "column": column,
-                          "what": f"{p.regressions:g} regression(s)",
+                          "what": plural(p.regressions, "regression"),
                           "detail": view.strip_paths(c.verdict.headline) if c.verdict else ""})
         if p.exceeded:
             items.append({"rank": 2, "size": p.exceeded, "candidate": c.model.name, "column": column,
-                          "what": f"{p.exceeded} case(s) beyond tolerance",
+                          "what": f"{plural(p.exceeded, 'case')} beyond tolerance",
                           "detail": ("metrics: " + ", ".join(p.exceeded_metrics)) if p.exceeded_metrics else ""})
     return sorted(items, key=lambda i: (i["rank"], -i["size"], i["column"]))
 

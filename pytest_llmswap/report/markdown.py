@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from ..figures import plural
 from ..files import append_text, encode, write_text
 from . import view
 from ..results import CaseResult, ModelInfo, RunResults
@@ -88,7 +89,7 @@ def _header(results: RunResults, candidates: list[view.CandidateView]) -> list[s
     who = f"Incumbent **{_text(inc.name)}** ({_code(view.strip_paths(inc.resolved_id or inc.spec))})" if inc else \
         "No incumbent"
     link = run_link()
-    lines += [f"{who} · {len(results.cases):,} case row(s) in {len(results.contracts)} contract(s)"
+    lines += [f"{who} · {plural(len(results.cases), 'case row')} in {plural(len(results.contracts), 'contract')}"
               + (f" · [full report and results (artifacts of this run)]({link})" if link else ""), ""]
     if not candidates:
         return lines
@@ -115,10 +116,10 @@ def _invariance(incumbent: IncumbentSummary | None, candidates: list[view.Candid
     """One line: each model's share of perturbed inputs whose checked output held (contracts with ``invariant``)."""
     rows = [(incumbent.name, incumbent.invariance)] if incumbent else []
     rows += [(c.model.name, c.summary.invariance) for c in candidates if c.summary]
-    shown = [f"**{_text(name)}** {inv.held}/{inv.perturbed} = {view.pct(inv.rate)} [{view.pct(inv.ci[0])}, "
-             f"{view.pct(inv.ci[1])}]" for name, inv in rows if inv]
-    return ["", "Invariance (perturbed inputs whose checked output held, 95% interval): " + " · ".join(shown) + "."
-            ] if shown else []
+    shown = [f"**{_text(name)}** {view.pct(inv.rate)} [{view.pct(inv.ci[0])}, {view.pct(inv.ci[1])}] "
+             f"({inv.held} of {inv.perturbed} held)" for name, inv in rows if inv]
+    return ["", "Invariance (per case, the share of perturbed inputs whose checked output held; 95% interval over "
+                "the cases): " + " · ".join(shown) + "."] if shown else []
 
 
 def _problems(results: RunResults, candidates: list[view.CandidateView]) -> list[str]:
@@ -132,10 +133,10 @@ def _problems(results: RunResults, candidates: list[view.CandidateView]) -> list
         lines += [f"- {_text(view.strip_paths(r))}" for r in (c.verdict.reasons if c.verdict else ())]
         if p.failed_calls and c.summary:
             first = f", first: {_code(view.strip_paths(p.first_error)[:200])}" if p.first_error else ""
-            lines.append(f"- {p.failed_calls} of {c.summary.cases} call(s) failed{first}")
+            lines.append(f"- {p.failed_calls} of {plural(c.summary.cases, 'call')} failed{first}")
         if p.exceeded:
             metrics = f" ({', '.join(_code(m) for m in p.exceeded_metrics)})" if p.exceeded_metrics else ""
-            lines.append(f"- {p.exceeded} case(s) beyond tolerance{metrics}")
+            lines.append(f"- {plural(p.exceeded, 'case')} beyond tolerance{metrics}")
         lines.append("")
     return (["### Needs attention", ""] + lines) if lines else []
 
@@ -149,7 +150,7 @@ def _goldens(results: RunResults) -> list[str]:
             continue
         shown = ", ".join(_code(view.strip_paths(g)) for g in names[:GOLDENS_LISTED])
         more = f" and {len(names) - GOLDENS_LISTED} more" if len(names) > GOLDENS_LISTED else ""
-        lines += [f"- **{len(names)} {kind} golden(s)** ({why}): {shown}{more}"]
+        lines += [f"- **{plural(len(names), kind + ' golden')}** ({why}): {shown}{more}"]
     return (["### Goldens", ""] + lines + [""]) if lines else []
 
 
@@ -169,14 +170,13 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
             continue
         names = sw.rework_contracts
         lines.append(f"| **{_text(c.model.name)}** | {view.number(sw.rework_hours)} h = {view.money(sw.rework_usd)} "
-                     f"({len(names)} contract(s)) | {_monthly(c.model, sw.candidate_monthly_usd)} | "
+                     f"({plural(len(names), 'contract')}) | {_monthly(c.model, sw.candidate_monthly_usd)} | "
                      f"{view.seconds(s.usage.latency_p50)} / {view.seconds(s.usage.latency_p95)} | "
                      f"{view.number(s.usage.tokens_per_task, 4)} |")
     if incumbent:
         monthly = next((c.switching.incumbent_monthly_usd for c in candidates if c.switching), None)
         lines.append(f"| incumbent | — | {_monthly(results.incumbent, monthly)} | "
-                     f"not compared (below) | "
-                     f"{view.number(incumbent.usage.tokens_per_task, 4)} |")
+                     f"not compared (below) | {view.number(incumbent.usage.tokens_per_task, 4)} |")
         latency = view.incumbent_latency(incumbent)
         lines += ["", _text(latency)] if latency else []
     calibrated = [m for m in (results.incumbent, *(c.model for c in candidates)) if m and m.calibrated_on]
@@ -231,7 +231,7 @@ def render_markdown(results: RunResults, limit: int = DEFAULT_LIMIT) -> str:
         per_candidate[case.candidate] = per_candidate.get(case.candidate, 0) + 1
     text = head + title + "".join(body)
     if len(body) < len(attention):
-        text += (f"\n_{len(attention) - len(body):,} more case(s) that need attention are not listed here; "
+        text += (f"\n_{plural(len(attention) - len(body), 'more case')} that need attention are not listed here; "
                  "the HTML report and the results JSON have every case._\n")
     return text + "\n" + MARKER + "\n"
 
