@@ -158,9 +158,10 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
         why = f"every call failed ({failed}): {e.first_error}" if e.cases else "no case ran on this candidate"
         return decide(INCONCLUSIVE, RULE_NO_ANSWER, why)
     low, high = e.regression_rate_ci or (0.0, 1.0)
-    # Breakage is shown when the rate's lower bound clears 0; with one golden sample the incumbent's own noise is
-    # not measured, so the exact paired test must also say the candidate is worse than the incumbent.
-    shown = low > 0 and (e.noise_measured or (e.p_worse is not None and e.p_worse < alpha))
+    # Breakage is shown when the rate's lower end clears 0 (one-sided alpha / 2); with one golden sample the
+    # incumbent's own noise is not measured, so the exact paired test must also say, at the same level, that the
+    # candidate is worse than the incumbent.
+    shown = low > 0 and (e.noise_measured or (e.p_worse is not None and e.p_worse < alpha / 2))
     broken = _broken(e)
     if shown and low * e.answered > e.incumbent_passes / 2:
         return decide(NOT_RECOMMENDED, RULE_BREAKS_MOST,

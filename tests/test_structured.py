@@ -31,3 +31,14 @@ def test_named_fields_accept_any_value_the_incumbent_gave():
     assert named_field_mismatches(samples, {"category": "account"}, ("category",)) == []
     assert named_field_mismatches(samples, {"category": "bug"}, ("category",)) == [
         "field 'category': golden \"billing\" or \"account\", candidate \"bug\""]
+
+
+def test_structured_goldens_under_a_semantic_tolerance_get_one_warning() -> None:
+    from pytest_llmswap.drift.structured import looks_structured, semantic_on_structured
+
+    assert looks_structured('{"category": "bug"}') and looks_structured("category: bug\nurgency: high")
+    assert not looks_structured("The customer was billed twice.") and not looks_structured("Note: one line")
+    line = semantic_on_structured("t.py::test_triage", ['{"category": "bug"}', '{"category": "billing"}', "prose"])
+    assert line is not None and line.startswith("t.py::test_triage: ") and "tolerance={'fields'" in line
+    assert "\n" not in line
+    assert semantic_on_structured("t.py::test_summary", ["A summary.", "Another one.", '{"a": 1}']) is None
