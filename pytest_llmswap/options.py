@@ -11,7 +11,7 @@ import pytest
 from .config import ConfigError, load_config
 from .models.executor import ExecutionSettings
 from .models.spec import SpecError, parse_spec
-from .run import RECORD_MODES, RunOptions
+from .run.keys import RECORD_MODES, RunOptions
 from .types import ModelCallError, ModelSpec
 
 

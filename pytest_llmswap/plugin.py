@@ -11,16 +11,21 @@ import pytest
 
 from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
 from .heap import freeze_loaded_heap
-from .reporting import RunOutcome, finish_run, junit_properties
+from .reporting import junit_properties
 from .rootdir import restore_rootdir
-from .run import RECORD_MODES, ItemKey, RunError
-from .session import LlmSwapSession
+from .run import execute, finish, plan
+from .run.judge import Judge
+from .run.keys import RECORD_MODES, ItemKey, RunError
+from .run.outcome import ItemOutcome
+from .run.state import RunState
 from . import progress
 from .options import build_options
 from .progress import Progress
 from .types import Response
 
-STATE = pytest.StashKey[LlmSwapSession]()
+STATE = pytest.StashKey[RunState]()
+JUDGE = pytest.StashKey[Judge]()
+END = pytest.StashKey[finish.RunEnd]()
 WORKER_RESULTS = "llmswap_results"
 
 
@@ -95,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         options = build_options(config, run_id or uuid.uuid4().hex)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[STATE] = LlmSwapSession(options)
+    config.stash[STATE] = RunState(options)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -117,7 +122,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist: gather a worker's case results on the controller, which writes the report."""
     payload = getattr(node, "workeroutput", {}).get(WORKER_RESULTS)
     if payload:
-        node.config.stash[STATE].absorb(payload)
+        absorbed = node.config.stash[STATE].absorbed
+        absorbed.append(finish.absorbed(payload, len(absorbed)))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -129,7 +135,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         resolved = resolve(contract, Path(metafunc.definition.path), nodeid.split("::", 1)[1], nodeid)
     except ContractError as exc:
         pytest.fail(f"{nodeid}: {exc}", pytrace=False)
-    items = metafunc.config.stash[STATE].register(resolved)
+    state = metafunc.config.stash[STATE]
+    state.add_contract(resolved)
+    items = plan.items(state, resolved)
     metafunc.parametrize(ITEM_FIXTURE, [k for k, _ in items], ids=[i for _, i in items], indirect=True)
 
 
@@ -137,8 +145,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     keys = [k for k in map(_item_key, session.items) if k is not None]
+    state = session.config.stash[STATE]
     try:
-        session.config.stash[STATE].plan(keys)
+        state.plan = plan.plan(state, keys)
     except RunError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -148,7 +157,10 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     if not session.config.option.collectonly:
         worker = getattr(session.config, "workerinput", None)
         state = session.config.stash[STATE]
-        state.execute(_progress_display(session.config, worker), only_when_calling=worker is not None)
+        if state.plan is not None:
+            state.answers = execute.execute(state, state.plan, _progress_display(session.config, worker),
+                                            only_when_calling=worker is not None)
+        session.config.stash[JUDGE] = Judge(state)
         if session.config.getoption("llmswap_calibrate_only"):
             session.items.clear()  # calibrated: nothing is left to run
         if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
@@ -173,13 +185,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if key is None:
         return None
     kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    outcome = pyfuncitem.config.stash[JUDGE].item(key, pyfuncitem.obj, kwargs)
     state = pyfuncitem.config.stash[STATE]
-    start = len(state.results)
-    try:
-        state.run_item(key, pyfuncitem.obj, kwargs)
-    finally:
-        pyfuncitem.user_properties.extend(junit_properties(key, state.results[start:]))
+    for case in outcome.cases:
+        state.keep(case)
+    pyfuncitem.user_properties.extend(junit_properties(key, [c.result for c in outcome.cases]))
+    _fail(outcome)
     return True
+
+
+def _fail(outcome: ItemOutcome) -> None:
+    """Fail the item as judged: the check's own exception (pytest shows the user's assertion), else one line."""
+    if outcome.exception is not None:
+        raise outcome.exception
+    if outcome.message is not None:
+        pytest.fail(outcome.message, pytrace=False)
 
 
 @pytest.fixture
@@ -191,40 +211,41 @@ def _llmswap_item(request: pytest.FixtureRequest) -> ItemKey:
 # The per-item fixtures below take the run's state from this session fixture rather than from `request`:
 # each function-scoped fixture that asks for `request` costs pytest a new fixture definition per item.
 @pytest.fixture(scope="session")
-def _llmswap_state(pytestconfig: pytest.Config) -> LlmSwapSession:
+def _llmswap_state(pytestconfig: pytest.Config) -> RunState:
     """The run's state (goldens, answers, results)."""
     return pytestconfig.stash[STATE]
 
 
 @pytest.fixture
-def output(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> Response | None:
+def output(_llmswap_state: RunState, _llmswap_item: ItemKey) -> Response | None:
     """The response under test: the candidate's answer, or the incumbent's golden in a replay."""
     return _llmswap_state.primary_response(_llmswap_item)
 
 
 @pytest.fixture
-def golden(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> Response | None:
+def golden(_llmswap_state: RunState, _llmswap_item: ItemKey) -> Response | None:
     """The incumbent's recorded response for this case, or None when none is recorded."""
     return _llmswap_state.golden_response(_llmswap_item)
 
 
 @pytest.fixture
-def case(_llmswap_state: LlmSwapSession, _llmswap_item: ItemKey) -> dict[str, Any]:
+def case(_llmswap_state: RunState, _llmswap_item: ItemKey) -> dict[str, Any]:
     """The case's template variables."""
     return _llmswap_state.variables(_llmswap_item)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
-    if not state.planned and not state.absorbed or session.config.getoption("llmswap_calibrate_only"):
+    if state.plan is None and not state.absorbed or session.config.getoption("llmswap_calibrate_only"):
         return  # collect-only, calibrate-only, or the run stopped on bad input before any model call
     workeroutput = getattr(session.config, "workeroutput", None)
-    outcome = finish_run(state, full_run=_full_run(session), worker=workeroutput is not None)
+    end = session.config.stash[END] = finish.finish_run(state, full_run=_full_run(session),
+                                                        worker=workeroutput is not None)
     if workeroutput is not None:
-        workeroutput[WORKER_RESULTS] = state.export()
-    if outcome is RunOutcome.CRASHED:
+        workeroutput[WORKER_RESULTS] = finish.export(state)
+    if end.outcome is finish.RunOutcome.CRASHED:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-    elif outcome is RunOutcome.FAILED and session.exitstatus == pytest.ExitCode.OK:
+    elif end.outcome is finish.RunOutcome.FAILED and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -238,9 +259,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    lines = ([f"ERROR {e}" for e in state.errors] + [f"WARNING {w}" for w in state.warnings]
-             + ([f"pruned {state.pruned} unused golden(s)"] if state.pruned else [])
-             + (state.report.summary_lines() if state.report else []))
+    end = config.stash.get(END, None)
+    warnings = state.answers.warnings + (end.warnings if end else [])
+    lines = ([f"ERROR {e}" for e in (end.errors if end else [])] + [f"WARNING {w}" for w in warnings]
+             + ([f"pruned {end.pruned} unused golden(s)"] if end and end.pruned else [])
+             + (end.report.summary_lines() if end and end.report else []))
     if lines:
         terminalreporter.write_sep("=", "llmswap")
     for line in lines:

@@ -1,4 +1,4 @@
-"""The end of a run: aggregate the results, write the requested reports, summarise for the terminal.
+"""A run's reports: aggregate the results, write the requested files, summarise for the terminal.
 
 Nothing here may end a run in a traceback: each output is written on its own, and a failure to write one is
 one line naming the path and the reason, while the others are still written.
@@ -6,7 +6,6 @@ one line naming the path and the reason, while the others are still written.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 from collections.abc import Callable
@@ -16,8 +15,7 @@ from pathlib import Path
 from .aggregate import summarize
 from .files import write_text
 from .results import CaseResult, RunResults
-from .run import ItemKey
-from .session import LlmSwapSession
+from .run.keys import ItemKey, RunOptions
 from .summaries import CandidateSummary, Switching, Verdict
 
 
@@ -89,59 +87,10 @@ def junit_properties(key: ItemKey, cases: list[CaseResult]) -> list[tuple[str, o
     return props
 
 
-class RunOutcome(enum.Enum):
-    """How the end of a run went, for the exit status: ``FAILED`` when an output or a golden rule failed it."""
-
-    OK = "ok"
-    FAILED = "failed"
-    CRASHED = "crashed"
-
-
-def finish_run(state: LlmSwapSession, *, full_run: bool, worker: bool) -> RunOutcome:
-    """The end of a run: prune and flush goldens, then (not on an xdist worker) write the reports and apply the
-    golden rules. Every problem becomes one line in ``state.errors`` or ``state.warnings``, never a traceback.
-
-    ``full_run``: every test of the suite was selected, so unused goldens can be told (syrupy's rule).
-    """
-    if state.options.prune:
-        if full_run:
-            state.pruned = state.prune_unused()
-        else:
-            state.errors.append("--llmswap-prune needs a full run (no -k, -m, --lf or node ids): a partial run "
-                                "cannot tell which goldens are unused; nothing was pruned")
-    try:
-        state.flush_goldens()
-    except OSError as exc:  # one line naming the golden file; the reports are still written
-        state.errors.append(str(exc).splitlines()[0])
-    if worker:
-        return RunOutcome.FAILED if state.errors else RunOutcome.OK
-    try:
-        state.report = write_reports(state)
-    except Exception as exc:  # noqa: BLE001 - the end of a run never ends in a traceback; say it in one line
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        state.errors.append(f"pytest-llmswap could not summarise this run ({type(exc).__name__}: {first}); "
-                            "please report it with the run's output")
-        return RunOutcome.CRASHED
-    unused = state.report.results.unused_goldens
-    if unused and full_run and not state.options.prune:
-        line = (f"{len(unused)} unused golden(s) (no collected case uses them): remove them with "
-                f"--llmswap-record new --llmswap-prune, or set unused_goldens = \"warn\" in [tool.llmswap]")
-        (state.errors if state.options.settings.unused_goldens == "fail" else state.warnings).append(line)
-    if state.executor.store_error is not None:
-        state.errors.append(f"{state.executor.store_error} (answers after it were not kept for a rerun)")
-    store = state.executor.cache
-    if store is not None and store.unreadable:
-        state.warnings.append(f"{store.unreadable} stored answer(s) in {store.path} could not be read (not JSON, or "
-                              "no text): the models were asked again and the answers replaced")
-    return RunOutcome.FAILED if state.report.errors or state.errors else RunOutcome.OK
-
-
-def write_reports(state: LlmSwapSession) -> RunReport:
-    """Aggregate the session's results and write the HTML, JSON and Markdown files it was asked for."""
-    results = state.results_model()
+def write_reports(results: RunResults, options: RunOptions, recorded: list[Path]) -> RunReport:
+    """Aggregate a run's results and write the HTML, JSON and Markdown files ``options`` ask for."""
     results.summaries = summarize(results)
-    report = RunReport(results, recorded=list(state.recorded))
-    options = state.options
+    report = RunReport(results, recorded=list(recorded))
     if options.report_json:
         _write(report, "JSON", options.report_json,
                lambda: json.dumps(results.to_dict(logprobs=options.report_logprobs), separators=(",", ":"),

@@ -104,11 +104,11 @@ def test_candidate_run_without_any_golden(suite):
 
 
 def test_semantic_tolerance_without_the_extra_names_the_extra(suite, monkeypatch):
-    from pytest_llmswap import session
+    from pytest_llmswap.run import plan
 
     pytester = suite(decorator='prompt="Say {{ word }}", cases=[{"word": "hi"}], tolerance={"semantic": 0.8}')
     pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")
-    monkeypatch.setattr(session, "semantic_available", lambda: False)
+    monkeypatch.setattr(plan, "semantic_available", lambda: False)
     result = pytester.runpytest("--candidate-model", "echo")
     result.stderr.fnmatch_lines(["ERROR: *semantic extra is not installed: pip install 'pytest-llmswap[[]semantic[]]'"])
 

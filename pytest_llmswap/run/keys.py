@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models.executor import ExecutionSettings
-from .settings import Settings
-from .types import ModelSpec
+from ..models.executor import ExecutionSettings
+from ..settings import Settings
+from ..types import ModelSpec
 
 RECORD_MODES = ("new", "all")
 #: The case id of a statistical contract's item: it stands for every case of the contract on one model row.

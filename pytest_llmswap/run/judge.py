@@ -1,0 +1,348 @@
+"""Judging one test item into an outcome: the glue between a contract's test function and ``drift.judge``.
+
+A :class:`Judge` runs a case on the incumbent (record or replay) or on a candidate, for prompt contracts and
+application contracts, alone or as part of a statistical item, and returns a
+:class:`~pytest_llmswap.run.outcome.CaseOutcome`. It reads the run's state and raises nothing for a failed
+case: ``plugin.py`` turns the outcome into pytest's failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import appcalls, invariance
+from ..aggregate import statistical_verdict
+from ..checks import describe, make_check
+from ..contract import Case, ResolvedContract
+from ..drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, judge_candidate
+from ..golden import GoldenCase
+from ..intercept import candidate_answer
+from ..results import CaseResult
+from ..types import ModelCallError, Response, public_params
+from .keys import ALL_CASES, ItemKey
+from .outcome import CaseOutcome, ItemOutcome, Status
+from .state import RunState
+
+
+class _Stop(Exception):
+    """Ends judging a case early with one line: a failed call, or no usable golden."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Judge:
+    """Judges the items of one run; it keeps only what one check of a case's goldens serves every candidate."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self._golden_passes: dict[tuple[str, str], int] = {}
+        self._app_mismatch: dict[tuple[str, str], str] = {}  # application cases whose golden no longer replays
+
+    def item(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> ItemOutcome:
+        """Run the contract's checks for one item: one case, or every case of a statistical row."""
+        if key.case_id == ALL_CASES:
+            return self._statistical(key, fn, kwargs)
+        return ItemOutcome.of_case(self.case(key, fn, kwargs))
+
+    def _statistical(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> ItemOutcome:
+        """Every case of the contract on one model row, judged together on the confidence bound of the rate."""
+        contract = self.state.contracts[key.nodeid]
+        cases = tuple(self.case(ItemKey(key.nodeid, case.id, key.model), fn,
+                                {**kwargs, "case": dict(case.variables)} if "case" in kwargs else dict(kwargs))
+                      for case in contract.cases)
+        settings = self.state.options.settings
+        verdict = statistical_verdict([c.result for c in cases], self.state.min_pass_rate(contract) or 0.0,
+                                      contract.contract.max_regression_rate, settings.alpha,
+                                      settings.max_failed_call_rate)
+        return ItemOutcome(cases, message=None if verdict.passed else verdict.message)
+
+    def case(self, key: ItemKey, fn: Callable[..., Any], kwargs: dict[str, Any]) -> CaseOutcome:
+        """One case on one model row."""
+        app = self.state.contracts[key.nodeid].contract.app
+        if key.model is None:
+            run = self._app_incumbent if app else self._incumbent
+        else:
+            run = self._app_candidate if app else self._candidate
+        result = self._result(key)
+        try:
+            return run(key, result, fn, kwargs)
+        except _Stop as stop:
+            return _not_judged(result, stop.status, stop.message)
+
+    def _incumbent(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+                   kwargs: dict[str, Any]) -> CaseOutcome:
+        contract, case = self.state.contract_case(key)
+        requests = self.state.requests
+        recording = None
+        if key in requests:
+            answers = [self.state.answer(r) for r in requests[key]]
+            perturbed = self._perturbed_answers(key)
+            errors = [a for a in (*answers, *perturbed.values()) if not isinstance(a, Response)]
+            if errors:
+                result.call_error = str(errors[0])
+                raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
+            responses = [a for a in answers if isinstance(a, Response)]
+        else:
+            golden = self._require_golden(key, case, result)
+            responses = golden.responses
+            perturbed = self._recorded_perturbed(key, case, golden)
+        outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
+        result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
+        for sample in result.golden[1:]:
+            sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
+        result.golden_passes = sum(o.passed for o in outcomes)
+        result.golden_invariance = _invariance(contract, responses[0].text, perturbed)
+        if key in requests:
+            hashes = {v.label: v.prompt_hash for v in case.variants}
+            recording = self._recording(key, result.golden, {
+                label: {"prompt_hash": hashes[label], "sample": _without_logprobs(a)}
+                for label, a in perturbed.items() if isinstance(a, Response)})
+        failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
+        result.passed = not failures
+        if not failures:
+            return CaseOutcome(Status.PASSED, result, recording=recording)
+        i, exc = failures[0]
+        result.check_message = describe(exc)
+        if len(outcomes) > 1:
+            exc.args = (f"sample {i + 1} of {len(outcomes)}: {describe(exc)}",)
+        return CaseOutcome(Status.CHECK_FAILED, result, (result.check_message,), exc, recording)
+
+    def _candidate(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+                   kwargs: dict[str, Any]) -> CaseOutcome:
+        contract, case = self.state.contract_case(key)
+        golden = self._require_golden(key, case, result)
+        goldens = golden.responses
+        result.golden = golden.samples
+        check = make_check(contract, case.messages[-1][1], fn, kwargs)
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
+            self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
+        result.golden_passes = self._golden_passes[case_key]
+        answer = self.state.answer(self.state.requests[key][0])
+        if not isinstance(answer, Response):
+            result.call_error = str(answer)
+            raise _Stop(Status.FAILED_CALL, f"model call failed: {answer}")
+        result.output = answer.to_dict()
+        if answer.truncated:
+            result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
+        result.invariance = _invariance(contract, answer.text, self._perturbed_answers(key))
+        result.golden_invariance = _invariance(contract, goldens[0].text, {
+            label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)})
+        judgement = judge_candidate(
+            check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
+            extra=self._logit_scorers(key))
+        line = invariance.beyond_tolerance(result.invariance, contract.contract.tolerance.invariance)
+        if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
+            judgement.exceeded.append(line)
+            judgement.exceeded_metrics.append("invariance")
+        return _judged(result, judgement)
+
+    def _perturbed_answers(self, key: ItemKey) -> dict[str, Response | ModelCallError | None]:
+        """This run's answers to the item's perturbed inputs, by label."""
+        pairs = self.state.plan.perturbed.get(key, []) if self.state.plan else []
+        return {label: self.state.answer(r) for label, r in pairs}
+
+    def _recorded_perturbed(self, key: ItemKey, case: Case,
+                            golden: GoldenCase) -> dict[str, Response | ModelCallError | None]:
+        """The golden's answers to the case's perturbed inputs; a replay fails, saying how to record them, when
+        the golden has none for some (the contract's ``invariant`` changed since it was recorded)."""
+        missing = invariance.unrecorded(((v.label, v.prompt_hash) for v in case.variants), golden.perturbed)
+        if missing:
+            raise _Stop(Status.NOT_JUDGED, f"golden for case {key.case_id!r} has no answer to the perturbed input(s) "
+                                           f"{', '.join(missing)}; record them with: "
+                                           f"{self.state.options.record_command} {key.nodeid}")
+        return {v.label: Response.from_dict(golden.perturbed[v.label]["sample"]) for v in case.variants}
+
+    def _app_incumbent(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+                       kwargs: dict[str, Any]) -> CaseOutcome:
+        """A contract without a prompt on the incumbent: record its application's calls, or replay them."""
+        contract, case = self.state.contract_case(key)
+        recording = None
+        if self.state.plan is not None and key in self.state.plan.app_recording:
+            answer, model = self._incumbent_answer(contract.contract.allow_empty)
+            runs = [appcalls.record(fn, kwargs, answer, model, contract.contract.allow_empty, self._stored_calls(i))
+                    for i in range(self.state.options.samples)]
+            errors = [r.call_error for r in runs if r.call_error]
+            if errors:
+                result.call_error = errors[0]
+                raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
+            samples = [dict(appcalls.sample(r, contract.contract.output), passed=r.passed) for r in runs]
+            recording = self._recording(key, samples)
+        else:
+            golden = self._require_golden(key, case, result)
+            runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in golden.samples]
+            samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
+        result.golden = samples
+        result.prompt = appcalls.first_prompt(runs[0])
+        result.notes["calls"] = appcalls.calls_note(runs[0])
+        result.golden_passes = sum(r.passed for r in runs)
+        failures = [r.failure for r in runs if r.failure is not None]
+        result.passed = not failures
+        if not failures:
+            return CaseOutcome(Status.PASSED, result, recording=recording)
+        if appcalls.is_mismatch(failures[0]):  # one line: the call, and the command to re-record
+            return _not_judged(result, Status.NOT_JUDGED, str(failures[0]), recording)
+        result.check_message = describe(failures[0])
+        return CaseOutcome(Status.CHECK_FAILED, result, (result.check_message,), failures[0], recording)
+
+    def _app_record_command(self, key: ItemKey) -> str:
+        """The command that re-records an application contract: ``all``, since its goldens are not stale
+        by prompt (the prompts live in the application); without ``--incumbent-model`` the app's model answers."""
+        spec = self.state.options.incumbent
+        incumbent = f" --incumbent-model {spec.name}" if spec is not None else ""
+        return f"pytest{incumbent} --llmswap-record all {key.nodeid}"
+
+    def _app_candidate(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+                       kwargs: dict[str, Any]) -> CaseOutcome:
+        """A contract without a prompt on a candidate: the application's calls go to the candidate."""
+        contract, case = self.state.contract_case(key)
+        golden = self._require_golden(key, case, result)
+        result.golden = golden.samples
+        case_key = (key.nodeid, key.case_id)
+        if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
+            command = self._app_record_command(key)
+            replays = [appcalls.replay(fn, kwargs, s, command) for s in golden.samples]
+            self._golden_passes[case_key] = sum(r.passed for r in replays)
+            mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
+            if mismatch is not None:
+                self._app_mismatch[case_key] = str(mismatch)
+        result.golden_passes = self._golden_passes[case_key]
+        if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
+            raise _Stop(Status.NOT_JUDGED, self._app_mismatch[case_key])
+        spec = self.state.candidate(key.model)  # type: ignore[arg-type]
+        executor = self.state.executor
+        cache = executor.usable_cache()
+        answer = appcalls.stored(candidate_answer(spec, executor.backend(spec), self.state.options.execution,
+                                                  contract.contract.allow_empty),
+                                 appcalls.StoredCalls(cache, spec.identity) if cache is not None else None)
+        run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
+        if run.call_error:
+            result.call_error = run.call_error
+            raise _Stop(Status.FAILED_CALL, f"model call failed: {run.call_error}")
+        result.output = appcalls.sample(run, contract.contract.output)
+        result.prompt = appcalls.first_prompt(run)
+        result.notes["calls"] = appcalls.calls_note(run)
+        judgement = judge_candidate(
+            lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
+            Response.from_dict(result.output), tolerance=contract.contract.tolerance,
+            json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
+            extra=[appcalls.tool_scorer(golden.samples[0], run)])
+        return _judged(result, judgement)
+
+    def _incumbent_answer(self, allow_empty: bool) -> tuple[Any, str]:
+        """Who answers an application's calls when recording: ``--incumbent-model``, else the app's own model."""
+        spec = self.state.options.incumbent
+        if spec is None:
+            return None, "the application's model"
+        executor = self.state.executor
+        return candidate_answer(spec, executor.backend(spec), self.state.options.execution, allow_empty), spec.name
+
+    def _stored_calls(self, sample: int) -> appcalls.StoredCalls | None:
+        """Where a recording keeps sample ``sample``'s calls as they arrive: by the incumbent, or the app's client."""
+        cache = self.state.executor.usable_cache()
+        if cache is None:
+            return None
+        spec = self.state.options.incumbent
+        return appcalls.StoredCalls(cache, spec.identity if spec else "application", sample,
+                                    this_run_only=self.state.options.record == "all")
+
+    def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
+        """The item's golden; the case is not judged, the outcome saying how to record one, when there is none
+        or it is stale."""
+        options = self.state.options
+        golden = self.state.golden(key)
+        if golden is None:
+            against = "" if key.model is None else f" to compare {key.model} against"
+            raise _Stop(Status.NOT_JUDGED, f"no golden for case {key.case_id!r}{against}; record it with: "
+                                           f"{options.record_command} {key.nodeid}")
+        if self.state.contract_case(key)[0].stale(case, golden):
+            message = (f"stale golden for case {key.case_id!r}: the prompt or its params changed since it was "
+                       f"recorded; re-record it with: {options.record_command} {key.nodeid}")
+            if options.settings.stale_goldens == "fail":
+                raise _Stop(Status.NOT_JUDGED, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
+            result.notes["golden"] = message
+        return golden
+
+    def _recording(self, key: ItemKey, samples: list[dict[str, Any]],
+                   perturbed: dict[str, dict[str, Any]] | None = None) -> GoldenCase:
+        """The golden an incumbent row records for its case."""
+        contract, case = self.state.contract_case(key)
+        options = self.state.options
+        spec = options.incumbent
+        model = self.state.executor.backend(spec).resolved_model_id() if spec else samples[0].get("model", "")
+        params = {**(spec.param_dict if spec else {}), **contract.contract.params}
+        return GoldenCase(prompt_hash=case.prompt_hash, variables=case.variables,
+                          messages=[list(m) for m in case.messages], model=model, params=public_params(params),
+                          samples=samples, recorded_at=self.state.started_at, recorded_by=options.incumbent_text,
+                          perturbed=perturbed or {})
+
+    def _logit_scorers(self, key: ItemKey) -> list[ExtraScorer]:
+        """The item's teacher-forced KL and top-1 agreement, computed for the whole run before the first item."""
+        drift = self.state.answers.logits.get(key)
+        if drift is None:
+            return []
+
+        def score(golden: Response) -> tuple[dict[str, float | None], dict[str, str]]:
+            notes = {} if drift.applicable else {"kl": drift.reason, "top1": drift.reason}
+            return {"kl": drift.mean_kl, "kl_max": drift.max_kl, "top1": drift.top1_agreement}, notes
+
+        return [score]
+
+    def _result(self, key: ItemKey) -> CaseResult:
+        contract, case = self.state.contract_case(key)
+        return CaseResult(contract=key.nodeid, case_id=key.case_id, candidate=key.model,
+                          variables=case.variables, prompt=case.messages[-1][1] if case.messages else "")
+
+
+def _judged(result: CaseResult, judgement: Judgement) -> CaseOutcome:
+    """A candidate case's judgement kept in its result, and its outcome: a failed check, else broken tolerances."""
+    drift = judgement.drift
+    result.candidate_passed = judgement.candidate.passed
+    result.flip = judgement.flip
+    result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
+    result.notes.update(drift.notes)
+    result.exceeded, result.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
+    result.passed = judgement.candidate.passed and not result.exceeded
+    failure = judgement.candidate.failure
+    if failure is not None:
+        result.check_message = describe(failure)
+        status = Status.BROKEN if result.flip == "regression" else Status.CHECK_FAILED
+        return CaseOutcome(status, result, (result.check_message,), failure)
+    if result.exceeded:
+        return CaseOutcome(Status.BEYOND_TOLERANCE, result, tuple(result.exceeded))
+    return CaseOutcome(Status.PASSED, result)
+
+
+def _not_judged(result: CaseResult, status: Status, message: str,
+                recording: GoldenCase | None = None) -> CaseOutcome:
+    """A case that failed before (or instead of) its checks: one line, kept as the result's failure."""
+    result.passed = False
+    result.failure = message
+    return CaseOutcome(status, result, (message,), recording=recording)
+
+
+def _current(case: Case, golden: GoldenCase) -> list[str]:
+    """Labels of the case's perturbed inputs the golden has an answer to."""
+    missing = set(invariance.unrecorded(((v.label, v.prompt_hash) for v in case.variants), golden.perturbed))
+    return [v.label for v in case.variants if v.label not in missing]
+
+
+def _invariance(contract: ResolvedContract, base: str,
+                answers: dict[str, Response | ModelCallError | None]) -> list[dict[str, Any]]:
+    """Each perturbed answer's outcome against ``base``, the same model's unperturbed answer."""
+    declared = contract.contract.invariance
+    if declared is None:
+        return []
+    return [invariance.outcome(label, base, answer, declared) for label, answer in answers.items()]
+
+
+def _without_logprobs(answer: Response) -> dict[str, Any]:
+    """A perturbed answer as the golden keeps it: its log-probs serve no drift metric, so they are left out."""
+    sample = answer.to_dict()
+    sample.pop("logprobs", None)
+    return sample
