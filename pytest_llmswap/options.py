@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from .config import ConfigError, load_config
+from .models.backends import kind_of
 from .models.executor import ExecutionSettings
 from .models.spec import SpecError, parse_spec
 from .run.keys import RECORD_MODES, RunOptions
-from .types import ModelCallError, ModelSpec
+from .types import ModelSpec
 
 
 def _get(config: pytest.Config, option: str, ini: str) -> Any:
@@ -98,21 +99,7 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
 def _check_callable(spec: ModelSpec) -> None:
     """A model that will be called must be reachable in principle: known provider and key, or a local
     checkpoint on a device this machine has."""
-    if spec.kind == "litellm":
-        from .models.litellm_backend import check_spec
-
-        check_spec(spec)
-    elif spec.kind == "hf":
-        from .models.hf_spec import check_spec as check_hf
-        from .models.hf_sampling import check_hf_params
-
-        try:
-            check_hf_params(spec.param_dict)
-            check_hf(spec)
-        except ModelCallError as exc:
-            raise ValueError(str(exc)) from None
-        except ValueError as exc:
-            raise ValueError(f"model {spec.name!r}: {exc}") from None
+    kind_of(spec).check(spec)
 
 
 def _prune(config: pytest.Config, record: str | None) -> bool:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .models.backends import kind_of
 from .models.executor import Executor, OnAnswer
 from .models.throughput_store import Calibration, ThroughputStore, calibration_key
 from .pricing import Pricing
@@ -130,7 +131,7 @@ def _calibrate(executor: Executor, specs: Mapping[str, ModelSpec], requests: Seq
 
 def _clock(spec: ModelSpec) -> Callable[[], float]:
     """A local CPU model's thread CPU time (load from other processes is not counted), else the wall clock."""
-    local_cpu = spec.kind == "hf" and spec.option_dict.get("device", "cpu") == "cpu"
+    local_cpu = kind_of(spec).local and spec.option_dict.get("device", "cpu") == "cpu"
     return time.thread_time if local_cpu else time.perf_counter
 
 

@@ -235,8 +235,9 @@ class Prices:
 class ModelSpec:
     """A parsed model specification.
 
-    ``kind`` is ``"litellm"`` (``target`` is the litellm model string), ``"hf"`` (``target`` is a folder or
-    hub id, ``options`` holds dtype/quant/device/batch_size/max_new_tokens) or ``"echo"``.
+    ``kind`` names a kind of :mod:`.models.backends`: ``"litellm"`` (``target`` is the litellm model string),
+    ``"hf"`` (``target`` is a folder or hub id, ``options`` holds dtype/quant/device/batch_size/max_new_tokens),
+    ``"echo"`` or a registered one.
     ``params`` are call parameters (``temperature``, ``max_tokens``, ``api_base``, ...).
     """
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..models.backends import kind_of
 from ..types import ModelCallError, ModelSpec, Request
 from .records import CallRecord
 from .wire import match_key, describe_difference, response_from_wire
@@ -161,12 +162,12 @@ def backend_answer(backend: Backend, spec: ModelSpec) -> Answer:
 
 def candidate_answer(spec: ModelSpec, backend: Backend | None = None,
                      settings: ExecutionSettings | None = None, allow_empty: bool = False) -> Answer:
-    """The answer function for a model spec: litellm models keep tools and response format; local ones answer
-    as text. Pass the session's ``backend``, so a local model loads once and a refused key stops every case's
+    """The answer function for a model spec: a backend that answers tool calls (litellm) keeps tools and response
+    format; the others answer as text. Pass the session's ``backend``, so a local model loads once and a refused key stops every case's
     calls; else a new one is made."""
     from ..models.executor import ExecutionSettings, make_backend
 
     backend = backend or make_backend(spec, settings or ExecutionSettings())
-    if spec.kind == "litellm":
+    if kind_of(spec).tool_calls:
         return litellm_answer(backend, allow_empty)  # type: ignore[arg-type]
     return backend_answer(backend, spec)

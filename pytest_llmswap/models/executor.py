@@ -1,6 +1,6 @@
 """Executes every planned request of a session: the store first, then the models, concurrently.
 
-Each model's batch runs in its own thread (local ``hf`` models share one thread, one model at a time,
+Each model's batch runs in its own thread (local models share one thread, one model at a time,
 so two checkpoints never compete for memory); every answer is persisted the moment it arrives.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from ..files import OutputWriteError
 from ..types import ModelCallError, ModelSpec, Request, Response, redact, secret_values
+from .backends import find, kind_of
 from .base import Backend
 from .cache import ResponseCache
 
@@ -33,20 +34,7 @@ class ExecutionSettings:
 
 def make_backend(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
     """The backend for a spec; heavy libraries are imported only here, only for the kinds in use."""
-    if spec.kind == "echo":
-        from .echo import EchoBackend
-
-        return EchoBackend(spec)
-    if spec.kind == "litellm":
-        from .litellm_backend import LiteLLMBackend
-
-        return LiteLLMBackend(spec, concurrency=settings.concurrency, timeout_s=settings.timeout_s,
-                              retries=settings.retries, max_wait_s=settings.max_wait_s)
-    if spec.kind == "hf":
-        from .hf import HFBackend
-
-        return HFBackend(spec)
-    raise ValueError(f"no backend for model kind {spec.kind!r}")
+    return kind_of(spec).build(spec, settings)
 
 
 class Executor:
@@ -105,7 +93,8 @@ class Executor:
         local: list[list[Request]] = []
         for batch in todo.values():
             unique = list(batch.values())
-            if unique[0].model.kind == "hf":
+            kind = find(unique[0].model.kind)  # an unknown kind fails its requests when its backend is made
+            if kind is not None and kind.local:
                 local.append(unique)
             else:
                 lanes.append([unique])

@@ -1,4 +1,5 @@
-"""Parsing model specs: ``provider/model`` (litellm), ``hf:PATH?k=v`` (transformers), ``echo``, or a NAME."""
+"""Parsing model specs: a NAME configured in ``[tool.llmswap.models]``, else a kind in :mod:`.backends`
+(``provider/model`` for litellm, ``hf:PATH?k=v`` for transformers, ``echo``, or a registered kind)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import math
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from ..types import ModelSpec, Prices
+from . import backends
 
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "gpu_hour_usd")
 # Several deployments of one API model, balanced by litellm's Router (see docs/scale.md).
@@ -64,7 +65,7 @@ def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
     if bases is None:
         key = next(k for k in ROUTER_KEYS if k in entry)
         raise SpecError(f"{where}: {key} needs api_bases, the deployments to route between")
-    if kind != "litellm":
+    if not backends.kind_of(kind).deployments:
         raise SpecError(f"{where}: api_bases is for API models (provider/model); this one is {kind!r}")
     if "api_base" in entry:
         raise SpecError(f"{where}: set api_base (one deployment) or api_bases (several), not both")
@@ -85,25 +86,11 @@ def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_plain(spec: str, name: str, base: Path | None) -> ModelSpec:
-    if spec == "echo":
-        return ModelSpec(name=name, kind="echo", target="echo")
-    if spec.startswith("hf:"):
-        path, _, query = spec[3:].partition("?")
-        if not path:
-            raise SpecError(f"model spec {spec!r}: hf: needs a folder or hub id, e.g. hf:./models/q?dtype=bfloat16")
-        if base is not None and not Path(path).is_absolute() and (base / path).exists():
-            path = str((base / path).resolve())
-        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
-        from .hf_spec import canonical_options, validate_hf_options  # no torch, no transformers
-
-        try:
-            validate_hf_options(options)
-        except ValueError as exc:
-            raise SpecError(f"model spec {spec!r}: {exc}") from None
-        return ModelSpec(name=name, kind="hf", target=path,
-                         options=tuple(sorted(canonical_options(path, options).items())))
-    if "/" in spec and not spec.startswith("/") and all(spec.split("/", 1)):
-        return ModelSpec(name=name, kind="litellm", target=spec)
-    raise SpecError(f"unknown model spec {spec!r}: use provider/model for an API model through litellm "
-                    "(e.g. openai/gpt-4o-mini), hf:PATH for a local transformers model, echo, or a name "
-                    "configured in [tool.llmswap.models].")
+    try:
+        parsed = backends.parse(spec, name, base)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    if parsed is None:
+        raise SpecError(f"unknown model spec {spec!r}: use {', '.join(backends.forms())}, or a name configured in "
+                        "[tool.llmswap.models].")
+    return parsed

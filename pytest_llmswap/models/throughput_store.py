@@ -21,6 +21,7 @@ from filelock import FileLock
 
 from ..files import OutputWriteError, write_text
 from ..types import ModelSpec
+from .backends import kind_of
 
 STORE_NAME = "throughput.json"
 LOCK_NAME = ".throughput.lock"
@@ -43,7 +44,7 @@ class Calibration:
 
 def calibration_key(spec: ModelSpec) -> tuple[str, str]:
     """``(key, hardware)``: the store's key for ``spec`` and the hardware it is measured on, in words."""
-    if spec.kind == "hf":
+    if kind_of(spec).local:
         from .hf_spec import is_local
 
         checkpoint = spec.target

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from ..models.backends import kind_of
 from ..models.cache import ResponseCache
 from ..models.throughput_store import ThroughputStore
 from ..prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
@@ -77,7 +78,7 @@ def _prepare(state: RunState, plan: Plan, responses: dict[str, Response | ModelC
                 for key, reqs in plan.requests.items() if key.model is not None]
     answered = [(k, g, a) for k, g, a in answered if g is not None and isinstance(a, Response)]
     local = [(k, state.candidate(k.model), state.contract_case(k)[1].messages, g.responses[0])
-             for k, g, _ in answered if state.candidate(k.model).kind == "hf"]  # type: ignore[arg-type]
+             for k, g, _ in answered if kind_of(state.candidate(k.model)).logits]  # type: ignore[arg-type]
     logits = logit_drifts(state.executor, local, options.cache_dir) if local else {}
     semantic = None
     if answered and _semantic_wanted(state):

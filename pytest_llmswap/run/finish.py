@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..golden import GoldenFormatError
+from ..models.backends import kind_of
 from ..models.spec import SpecError, parse_spec
 from ..pricing import Pricing
 from ..reporting import RunReport, write_reports
@@ -161,7 +162,7 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
         rounds = calibration.rounds_tok_s
         basis += (f" on {calibration.measured_at[:10]} ({calibration.hardware}); its slowest of {len(rounds)} "
                   f"rounds puts the monthly cost {max(rounds) / min(rounds) - 1:.0%} higher")
-    return ModelInfo(name=spec.name, spec=_spec_text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
+    return ModelInfo(name=spec.name, spec=kind_of(spec).text(spec), kind=spec.kind, resolved_id=", ".join(resolved),
                      prices=prices, throughput_tok_s=throughput, cost_basis=basis,
                      calibrated_on=calibration.hardware if calibration else "",
                      calibrated_at=calibration.measured_at if calibration else "",
@@ -186,10 +187,3 @@ def _golden_model(results: list[CaseResult]) -> ModelInfo | None:
     """In a replay, the incumbent is whatever model recorded the goldens."""
     models = sorted({s.get("model", "") for r in results for s in r.golden if s.get("model")})
     return ModelInfo(name="incumbent", spec="(goldens)", kind="golden", resolved_id=", ".join(models)) if models else None
-
-
-def _spec_text(spec: ModelSpec) -> str:
-    if spec.kind == "hf":
-        query = "&".join(f"{k}={v}" for k, v in spec.options)
-        return f"hf:{spec.target}" + (f"?{query}" if query else "")
-    return spec.target

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..contract import ResolvedContract
 from ..golden import GoldenFormatError
 from ..invariance import unrecorded
+from ..models.backends import kind_of
 from ..prepare import semantic_available
 from ..types import ModelSpec, Request
 from .keys import ALL_CASES, ItemKey, RunError
@@ -78,16 +79,14 @@ def _per_case(state: RunState, keys: list[ItemKey]) -> list[ItemKey]:
 
 
 def _check_sampling(state: RunState, keys: list[ItemKey]) -> None:
-    """Local models take only the sampling parameters they honour: refuse the others before any call."""
-    from ..models.hf_sampling import check_hf_params
-
+    """Models take only the sampling parameters their backend honours: refuse the others before any call."""
     options = state.options
     for nodeid in {k.nodeid for k in keys}:
         params = state.contracts[nodeid].contract.params
         for spec in (options.incumbent, *options.candidates):
-            if spec is not None and spec.kind == "hf" and params:
+            if spec is not None and params:
                 try:
-                    check_hf_params({**spec.param_dict, **params})
+                    kind_of(spec).check_params({**spec.param_dict, **params})
                 except ValueError as exc:
                     raise RunError(f"{nodeid} on model {spec.name!r}: {exc}") from None
 
