@@ -8,8 +8,11 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from .contract import llm_contract
+from .drift.metrics import Metric, register_metric
 from .drift.tolerance import Tolerance
-from .types import OutputFormatError, Response, Usage
+from .models.backends import BackendKind, register_backend
+from .types import ModelSpec, OutputFormatError, Response, Usage
 
-__all__ = ["llm_contract", "Tolerance", "Response", "Usage", "OutputFormatError"]
+__all__ = ["llm_contract", "Tolerance", "Response", "Usage", "OutputFormatError", "register_metric", "Metric",
+           "register_backend", "BackendKind", "ModelSpec"]
 __version__ = "0.1.0"

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..types import Response
-from . import noise, structured, style, text, tokens
-from .tolerance import LOCAL_ONLY, Tolerance
+from . import noise, structured, text
+from .metrics import metrics
+from .tolerance import Tolerance
 
 if TYPE_CHECKING:
     from .semantic import SemanticScorer
@@ -96,10 +97,10 @@ def score(golden: Sequence[Response], candidate: Response, *, json_output: bool,
     Similarities take the closest golden sample and the noise floor is the samples' worst pair
     (:mod:`.noise`), so an answer the incumbent itself could have given is not called drift. The case
     is beyond noise when the primary similarity (semantic when available, else edit) is below its floor.
+    Every metric with a scorer in :mod:`.metrics` (exact, style, tokens, registered ones) scores it too.
     """
     texts = [g.text for g in golden]
     drift = Drift()
-    drift.metrics["exact"] = max(text.exact(t, candidate.text) for t in texts)
     judged = {"edit": noise.judge(candidate.text, texts, text.edit_similarity)}
     if semantic is not None:
         judged["semantic"] = noise.judge(candidate.text, texts, semantic.similarity)
@@ -119,8 +120,9 @@ def score(golden: Sequence[Response], candidate: Response, *, json_output: bool,
         else:
             drift.metrics["fields"] = 0.0 if c is structured.MISSING else max(
                 structured.field_agreement(p, c) for p in parsed)
-    drift.metrics["style"] = style.style_distance(golden[0].text, candidate.text)
-    drift.metrics["tokens"] = tokens.token_efficiency(list(golden), candidate).output_ratio
+    for metric in metrics():
+        if metric.scorer is not None:
+            drift.metrics[metric.name] = metric.scorer(golden, candidate)
     return drift
 
 
@@ -133,9 +135,10 @@ def beyond_tolerance(drift: Drift, tolerance: Tolerance, goldens: Sequence[Respo
     """
     problems: list[str] = []
     names: list[str] = []
-    for name, limit, higher in tolerance.limits():
+    for metric, limit in tolerance.limits():
+        name, higher = metric.name, metric.higher_is_better
         value = drift.metrics.get(name)
-        if value is None and name in LOCAL_ONLY:
+        if value is None and metric.local_only:
             drift.metrics[name] = None
             drift.notes[name] = "n/a: " + drift.notes.get(name, "API and served models give no log-probs")
             continue

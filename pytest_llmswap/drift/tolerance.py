@@ -1,28 +1,11 @@
-"""How far a candidate may drift from the golden: the tolerance and, in one table, each metric's direction."""
+"""How far a candidate may drift from the golden: a limit per metric of :mod:`.metrics`, named fields, invariance."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
 
-#: Tolerance key -> (metric name in a case's scores, True when higher is closer to the golden).
-#: A higher-is-closer metric's tolerance is a floor; the others' is a ceiling.
-METRICS: dict[str, tuple[str, bool]] = {
-    "exact": ("exact", True),
-    "edit": ("edit", True),
-    "semantic": ("semantic", True),
-    "field_agreement": ("fields", True),
-    "top1": ("top1", True),
-    "tools": ("tools", True),
-    "style": ("style", False),
-    "tokens": ("tokens", False),
-    "kl": ("kl", False),
-}
-
-#: Metrics only a local model compared with a local golden produces (teacher-forced log-probs). A tolerance on
-#: one does not apply where it cannot be measured (API and served models): shown as n/a, never a failure, so
-#: one suite can hold local and API candidates.
-LOCAL_ONLY = frozenset({"kl", "top1"})
+from .metrics import Metric, metrics
 
 
 class ToleranceError(ValueError):
@@ -38,7 +21,9 @@ class Tolerance:
     candidate scores below them; ceilings (``style``, ``kl``, ``tokens``) fail when it scores above.
     ``fields`` names JSON fields (dotted paths such as ``"customer.id"``) whose candidate value must be
     one the incumbent gave in its golden samples. ``invariance`` is the share of a case's perturbed inputs
-    (``llm_contract(invariant=...)``) whose checked output must equal the unperturbed answer's.
+    (``llm_contract(invariant=...)``) whose checked output must equal the unperturbed answer's. ``registered``
+    holds the limits on metrics registered with :func:`~pytest_llmswap.register_metric`, by tolerance key (set
+    them in the dict form: ``tolerance={"my_metric": 0.5}``).
     """
 
     fields: tuple[str, ...] = ()
@@ -54,6 +39,7 @@ class Tolerance:
     # Not a drift metric (nothing is compared with the golden): the share of a case's perturbed inputs whose
     # checked output equals the model's own unperturbed answer (pytest_llmswap/invariance.py).
     invariance: float | None = None
+    registered: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def from_value(cls, value: Tolerance | dict[str, Any] | None) -> Tolerance:
@@ -64,30 +50,38 @@ class Tolerance:
             return value
         if not isinstance(value, dict):
             raise ToleranceError(f"tolerance must be a dict or Tolerance, not {type(value).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known)
+        own = {f.name for f in fields(cls)} - {"registered"}
+        keys = {m.tolerance_key for m in metrics()}
+        unknown = sorted(set(value) - own - keys)
         if unknown:
-            raise ToleranceError(f"unknown tolerance key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ToleranceError(f"unknown tolerance key(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(sorted(own | keys))}")
         data = dict(value)
         if isinstance(data.get("fields"), str):
             data["fields"] = (data["fields"],)
         data["fields"] = tuple(data.get("fields", ()))
-        for name in (*METRICS, "invariance"):
+        for name in (*keys, "invariance"):
             if data.get(name) is not None and (isinstance(data[name], bool) or not isinstance(data[name], (int, float))):
                 raise ToleranceError(f"tolerance {name!r} must be a number, not {data[name]!r}")
-        return cls(**data)
+        limits = {k: data.pop(k) for k in keys - own if k in data}
+        return cls(**data, registered=tuple(sorted((k, v) for k, v in limits.items() if v is not None)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fields": list(self.fields)} if self.fields else {}
-        out.update({n: getattr(self, n) for n in (*METRICS, "invariance") if getattr(self, n) is not None})
+        out.update({m.tolerance_key: limit for m, limit in self.limits()})
+        if self.invariance is not None:
+            out["invariance"] = self.invariance
         return out
 
-    def limits(self) -> list[tuple[str, float, bool]]:
-        """``(metric name, limit, higher is closer)`` for every limit set."""
-        return [(metric, getattr(self, key), higher) for key, (metric, higher) in METRICS.items()
-                if getattr(self, key) is not None]
+    def limit(self, key: str) -> float | None:
+        """The limit set on tolerance key ``key``, None when unset."""
+        if key in _OWN:
+            return getattr(self, key)  # type: ignore[no-any-return]
+        return dict(self.registered).get(key)
 
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """Metric names this tolerance needs scored."""
-        return tuple(metric for metric, _, _ in self.limits())
+    def limits(self) -> list[tuple[Metric, float]]:
+        """``(metric, limit)`` for every limit set, in the order tolerances are judged."""
+        return [(m, limit) for m in metrics() if (limit := self.limit(m.tolerance_key)) is not None]
+
+
+_OWN = frozenset(f.name for f in fields(Tolerance))

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from ..drift.metrics import report_order
 from ..figures import plural
 from ..files import write_text
 from . import view
@@ -40,8 +41,6 @@ PASSING_SHOWN = 5
 TEXT_LIMIT = 4000
 #: Stale or unused goldens listed by name; the rest are counted.
 GOLDENS_LISTED = 200
-
-METRIC_ORDER = ("exact", "edit", "fields", "semantic", "style", "tokens", "kl", "top1")
 
 
 def _lenient(fmt: Callable[..., str]) -> Callable[..., str]:
@@ -127,9 +126,8 @@ def _attention(results: RunResults, candidates: list[view.CandidateView]) -> lis
 
 def _metric_charts(candidates: list[view.CandidateView]) -> list[dict[str, Any]]:
     names = {m for c in candidates if c.summary for m in c.summary.metrics}
-    ordered = [m for m in METRIC_ORDER if m in names] + sorted(names - set(METRIC_ORDER))
     charts = []
-    for name in ordered:
+    for name in report_order(names):
         cells = []
         for c in candidates:
             metric = c.summary.metrics.get(name) if c.summary else None
@@ -178,8 +176,7 @@ def _case_view(case: CaseResult, anchor: str) -> dict[str, Any]:
         "case": case, "anchor": anchor, "outcome": view.outcome(case), "left": left, "right": right, "cut": golden_cut or output_cut,
         "prompt": prompt, "prompt_cut": prompt_cut, "samples": len(case.golden),
         "variables": json.dumps(case.variables, ensure_ascii=False, indent=1, default=str),
-        "metrics": [(name, case.metrics[name], name in case.exceeded_metrics) for name in
-                    sorted(case.metrics, key=lambda m: (METRIC_ORDER.index(m) if m in METRIC_ORDER else 99, m))],
+        "metrics": [(name, case.metrics[name], name in case.exceeded_metrics) for name in report_order(case.metrics)],
     }
 
 
