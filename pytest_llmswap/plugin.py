@@ -150,6 +150,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         state.plan = plan.plan(state, keys)
     except RunError as exc:
         raise pytest.UsageError(str(exc)) from None
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in state.plan.warnings if reporter else ():
+        reporter.write_line(f"llmswap WARNING {line}", yellow=True)
 
 
 @pytest.hookimpl(wrapper=True)

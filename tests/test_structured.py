@@ -42,3 +42,19 @@ def test_structured_goldens_under_a_semantic_tolerance_get_one_warning() -> None
     assert line is not None and line.startswith("t.py::test_triage: ") and "tolerance={'fields'" in line
     assert "\n" not in line
     assert semantic_on_structured("t.py::test_summary", ["A summary.", "Another one.", '{"a": 1}']) is None
+
+
+def test_a_semantic_tolerance_on_json_goldens_warns_once_as_the_run_starts(suite) -> None:
+    # echo answers with its prompt: JSON goldens, judged by a semantic tolerance alone.
+    contract = ("prompt='{\"category\": \"{{ word }}\"}', output='json', "
+                "cases=[{'id': 'a', 'word': 'bug'}, {'id': 'b', 'word': 'billing'}], ")
+    pytester = suite(contract + "tolerance={'semantic': 0.9}", body='assert output.json["category"]')
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=2)
+    result = pytester.runpytest("--candidate-model", "echo")
+    lines = [line for line in result.stdout.lines if "goldens are structured" in line]
+    assert len(lines) == 1 and lines[0].startswith("llmswap WARNING test_suite.py::test_contract: ")
+    first_result = next(i for i, line in enumerate(result.stdout.lines) if line.startswith("test_suite.py"))
+    assert result.stdout.lines.index(lines[0]) < first_result  # at the start, before the tests run
+    # Judged by fields as well: nothing to warn about.
+    suite(contract + "tolerance={'semantic': 0.9, 'fields': ['category']}", body='assert output.json["category"]')
+    assert "goldens are structured" not in pytester.runpytest("--candidate-model", "echo").stdout.str()

@@ -7,6 +7,7 @@ model is called.
 from __future__ import annotations
 
 from ..contract import ResolvedContract
+from ..drift.structured import semantic_on_structured
 from ..golden import GoldenFormatError
 from ..invariance import unrecorded
 from ..models.backends import kind_of
@@ -63,7 +64,22 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
             requests[key] = [_request(spec, contract, case.messages, 0)]
         if key in requests:  # each model is asked the perturbed inputs too, planned with the rest
             perturbed[key] = [(v.label, _request(spec, contract, v.messages, 0)) for v in case.variants]
-    return Plan(requests, perturbed, frozenset(app_recording))
+    return Plan(requests, perturbed, frozenset(app_recording), _structured_warnings(state, keys))
+
+
+def _structured_warnings(state: RunState, keys: list[ItemKey]) -> tuple[str, ...]:
+    """A line for each contract judged by sentence similarity alone whose goldens are structured answers."""
+    lines = []
+    for nodeid in sorted({k.nodeid for k in keys}):
+        tolerance = state.contracts[nodeid].contract.tolerance
+        if tolerance.semantic is None or tolerance.fields:
+            continue
+        goldens = {k.case_id: g.samples[0]["text"] for k in keys if k.nodeid == nodeid
+                   for g in [state.golden(k)] if g and g.samples}
+        line = semantic_on_structured(nodeid, list(goldens.values()))
+        if line:
+            lines.append(line)
+    return tuple(lines)
 
 
 def semantic_required(state: RunState) -> bool:

@@ -37,6 +37,8 @@ class Plan:
     perturbed: dict[ItemKey, list[tuple[str, Request]]] = field(default_factory=dict)
     #: application items that record their calls in the test body
     app_recording: frozenset[ItemKey] = frozenset()
+    #: one line each, shown as the run starts (a tolerance that cannot judge these goldens)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
