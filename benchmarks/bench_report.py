@@ -17,7 +17,9 @@ from pathlib import Path
 
 from pytest_llmswap.report.html import render_html
 from pytest_llmswap.report.markdown import render_markdown
-from pytest_llmswap.synthetic import synthetic_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from synthetic import synthetic_results  # noqa: E402  (test data: tests/synthetic.py)
 
 
 def median_seconds(fn: Callable[[], str], repeats: int = 3) -> tuple[float, str]:

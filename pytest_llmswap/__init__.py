@@ -7,7 +7,7 @@ import os
 # leaves the machine but the model calls asked for. A value the user set is kept.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from .contract import llm_contract
+from .contract.decorator import llm_contract
 from .drift.metrics import Metric, register_metric
 from .drift.tolerance import Tolerance
 from .models.backends import BackendKind, register_backend

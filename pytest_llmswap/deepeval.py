@@ -42,11 +42,11 @@ except ImportError as exc:
     raise ImportError(f"the deepeval integration needs the 'deepeval' extra ({exc.name or exc} is missing): "
                       "pip install 'pytest-llmswap[deepeval]'") from None
 
-from pytest_llmswap.drift.style import style_distance
-from pytest_llmswap.drift.text import edit_similarity
+from .drift.style import style_distance
+from .drift.text import edit_similarity
 
 if TYPE_CHECKING:
-    from pytest_llmswap.drift.semantic import SemanticScorer
+    from .drift.semantic import SemanticScorer
 
 
 def _measure(metric: BaseMetric, test_case: LLMTestCase) -> None:
@@ -115,7 +115,7 @@ class DriftMetric(BaseMetric):
         if self.kind == "edit":
             return edit_similarity(expected, actual)
         if self.scorer is None:
-            from pytest_llmswap.drift.semantic import SemanticScorer
+            from .drift.semantic import SemanticScorer
 
             self.scorer = SemanticScorer()
         # A cosine can be negative; clamp so the score keeps deepeval's [0, 1] range.

@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from .contract import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
-from .heap import freeze_loaded_heap
-from .reporting import junit_properties
+from .contract.decorator import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
+from .run.heap import freeze_loaded_heap
+from .report.terminal import junit_properties
 from .rootdir import restore_rootdir
 from .run import execute, finish, plan
 from .run.judge import Judge
 from .run.keys import RECORD_MODES, ItemKey, RunError
 from .run.outcome import ItemOutcome
 from .run.state import RunState
-from . import progress
+from .run import progress
 from .options import build_options
-from .progress import Progress
+from .run.progress import Progress
 from .types import Response
 
 STATE = pytest.StashKey[RunState]()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .settings import Settings
-from .summaries import Summaries
+from .verdict.summaries import Summaries
 
 RESULTS_FORMAT_VERSION = 3
 #: Version 2 summaries carried the net regression rate; they are recomputed from the cases when read.
@@ -193,7 +193,7 @@ def _current_settings(settings: Any) -> Any:
 
 def _upgrade(results: RunResults) -> RunResults:
     """An older file's results with its summaries (and so its verdicts) computed as this version computes them."""
-    from .aggregate import summarize
+    from .verdict.aggregate import summarize
 
     results.summaries = summarize(results)
     return results

@@ -17,10 +17,10 @@ from itertools import product
 
 import numpy as np
 
-from pytest_llmswap.aggregate import evidence
-from pytest_llmswap.cost import verdict
+from pytest_llmswap.verdict.aggregate import evidence
+from pytest_llmswap.verdict.cost import verdict
 from pytest_llmswap.settings import Settings
-from pytest_llmswap.summaries import DROP_IN, NOT_RECOMMENDED, REWORK
+from pytest_llmswap.verdict.summaries import DROP_IN, NOT_RECOMMENDED, REWORK
 
 SETTINGS = Settings()
 CANDIDATES = ("twin", "broken", "broken and fixed")

@@ -3,7 +3,7 @@ import sys
 
 import numpy  # noqa: F401 - loaded once here: pytester's in-process runs cannot re-import C extensions
 import scipy.stats  # noqa: F401
-# A contract run freezes the heap (pytest_llmswap/heap.py) and imports hypothesis first; pytester's in-process
+# A contract run freezes the heap (pytest_llmswap/run/heap.py) and imports hypothesis first; pytester's in-process
 # runs would drop it from sys.modules, and hypothesis re-imported over a frozen heap warns about trio's PRNG.
 import hypothesis  # noqa: F401
 import pytest

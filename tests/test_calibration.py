@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from calibration import SETTINGS, Scenario, candidate_population, grid, simulate
-from pytest_llmswap.aggregate import evidence
-from pytest_llmswap.cost import RULE_DROP_IN, verdict
+from pytest_llmswap.verdict.aggregate import evidence
+from pytest_llmswap.verdict.cost import RULE_DROP_IN, verdict
 
 
 GROUPS = [(k, noise, n) for k in (1, 5) for noise in (0.0, 0.15) for n in (50, 400, 1000)]

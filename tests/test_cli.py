@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmswap.aggregate import summarize
+from pytest_llmswap.verdict.aggregate import summarize
 from pytest_llmswap.cli import main
 from pytest_llmswap.results import RESULTS_FORMAT_VERSION, RunResults
-from pytest_llmswap.synthetic import synthetic_results
+from synthetic import synthetic_results
 
 
 def write(path: Path, data) -> str:

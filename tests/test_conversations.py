@@ -101,7 +101,7 @@ def test_a_local_chat_model_sees_every_turn_through_its_chat_template(tmp_path):
     pytest.importorskip("transformers")
     from hf_fixtures import hf_spec
 
-    from pytest_llmswap.contract import llm_contract, resolve
+    from pytest_llmswap.contract.decorator import llm_contract, resolve
     from pytest_llmswap.models.hf import HFBackend
     from pytest_llmswap.types import Request, Response
 

@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import pytest
 
-from pytest_llmswap.cost import break_even_months, switching_cost
-from pytest_llmswap.pricing import Pricing
+from pytest_llmswap.verdict.cost import break_even_months, switching_cost
+from pytest_llmswap.verdict.pricing import Pricing
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.settings import Settings
 

@@ -330,7 +330,7 @@ def test_supported_sampling_params_pass() -> None:
 
 
 # -- quiet loading ---------------------------------------------------------------------------------------------
-LOAD_TEACHER = ("import sys; from pytest_llmswap import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
+LOAD_TEACHER = ("import sys; from pytest_llmswap.run import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
                 "from pytest_llmswap.models.hf import HFBackend; from hf_fixtures import hf_spec; "
                 "HFBackend(hf_spec(quant='int8')).load()")
 

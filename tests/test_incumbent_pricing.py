@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pytest_llmswap.cost import _unpriced_reason
+from pytest_llmswap.verdict.cost import _unpriced_reason
 from pytest_llmswap.golden import GoldenCase, dump_golden_file, load_golden_file
-from pytest_llmswap.pricing import Pricing
+from pytest_llmswap.verdict.pricing import Pricing
 from pytest_llmswap.results import ModelInfo
 
 # Echo answers with the prompt: "Say hi" is 2 input and 2 output tokens. The prices are far from litellm's table.

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from pytest_llmswap.drift.stats import score_interval
-from pytest_llmswap.figures import pct
-from pytest_llmswap.invariance import PERTURBATIONS, Invariance
+from pytest_llmswap.verdict.stats import score_interval
+from pytest_llmswap.verdict.figures import pct
+from pytest_llmswap.contract.invariance import PERTURBATIONS, Invariance
 
 # The echo model answers with the prompt: a template that is JSON makes the answer JSON, whose "category" is the
 # case's. Ticket "a" has three sentences; ticket "b" one, so reordering it asks nothing.
@@ -59,7 +59,7 @@ def test_every_string_field_but_the_id_is_perturbed_and_held_compares_the_named_
 def test_a_bad_invariance_declaration_is_one_line_at_collection(suite, args, message):
     result = suite(f'prompt="Say {{{{ word }}}}", cases=[{{"id": "a", "word": "hi"}}], {args}').runpytest(*RECORD)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"E   pytest_llmswap.contract.ContractError: {message}"])
+    result.stdout.fnmatch_lines([f"E   pytest_llmswap.contract.decorator.ContractError: {message}"])
 
 
 def test_a_named_field_the_case_lacks_is_one_line_at_collection(suite):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmswap.aggregate import summarize
+from pytest_llmswap.verdict.aggregate import summarize
 from pytest_llmswap.report import markdown
 from pytest_llmswap.report.markdown import append_step_summary, publish_markdown, render_markdown, short_diff
-from pytest_llmswap.synthetic import synthetic_results
+from synthetic import synthetic_results
 
 HOSTILE = "```\n<img src=https://evil.example/x.png> @octocat | ![t](https://evil.example/t.png) <script>x</script>"
 
@@ -99,7 +99,7 @@ def test_problems_name_failed_calls_goldens_and_never_a_local_path():
 
 
 def test_terminal_section_names_verdicts_items_failed_calls_and_cost():
-    from pytest_llmswap.reporting import RunReport
+    from pytest_llmswap.report.terminal import RunReport
 
     results = _small_run()
     lines = RunReport(results).summary_lines()

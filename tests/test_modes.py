@@ -59,7 +59,7 @@ def test_changed_params_make_goldens_stale_and_old_goldens_stay_current(suite):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*stale golden for case 'a': the prompt or its params changed*"])
     # A golden recorded before params were hashed holds the messages' hash: current while its params agree.
-    from pytest_llmswap.prompt import prompt_hash
+    from pytest_llmswap.contract.prompt import prompt_hash
 
     path = pytester.path / "__llm_goldens__" / "test_suite.json"
     data = json.loads(path.read_text())
@@ -261,7 +261,7 @@ def test_junit_xml_carries_model_flip_and_drift_metrics(suite):
 
 
 def test_a_failure_while_summarising_is_one_line_not_a_traceback(suite, monkeypatch):
-    import pytest_llmswap.reporting as reporting
+    import pytest_llmswap.report.terminal as reporting
 
     pytester = suite()
     pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new")

@@ -10,7 +10,7 @@ import pytest
 from rapidfuzz import fuzz
 
 from pytest_llmswap.drift.noise import UNKNOWN_FLOOR_MESSAGE, best_similarity, beyond_noise, judge, noise_floor
-from pytest_llmswap.drift.stats import noise_excess
+from pytest_llmswap.verdict.stats import noise_excess
 
 # A synthetic "model at temperature > 0": each slot picks its favourite wording with probability 0.8.
 SLOTS = [["The", "This"], ["ticket", "request", "message"], ["is", "looks", "seems"],

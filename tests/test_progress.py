@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pytest_llmswap.progress import Progress
+from pytest_llmswap.run.progress import Progress
 
 
 class Clock:

@@ -9,13 +9,13 @@ import re
 import pytest
 from markupsafe import escape
 
-from pytest_llmswap.aggregate import summarize
+from pytest_llmswap.verdict.aggregate import summarize
 from pytest_llmswap.report import html as report_html
 from pytest_llmswap.report import matrix
 from pytest_llmswap.report.html import render_html, write_html
 from pytest_llmswap.results import CaseResult, RunResults
 from pytest_llmswap.report.svg import PlanePoint, capability_cost_plane, frontier, histogram, nice_ticks
-from pytest_llmswap.synthetic import synthetic_results
+from synthetic import synthetic_results
 from pytest_llmswap.report.view import candidate_views, money, overall_line, strip_paths, word_diff
 
 HOSTILE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2">'

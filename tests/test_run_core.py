@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_llmswap import llm_contract
-from pytest_llmswap.contract import CONTRACT_ATTR, ResolvedContract, resolve
+from pytest_llmswap.contract.decorator import CONTRACT_ATTR, ResolvedContract, resolve
 from pytest_llmswap.golden import GoldenCase
 from pytest_llmswap.models.spec import parse_spec
 from pytest_llmswap.run import execute, plan

@@ -227,7 +227,7 @@ def test_identical_run_imports_no_encoder_library(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_encoder_loads_without_progress_bars_or_library_warnings_unless_verbose() -> None:
-    code = ("import sys; from pytest_llmswap import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
+    code = ("import sys; from pytest_llmswap.run import progress; progress.VERBOSE = sys.argv[1] == 'v'; "
             "from pytest_llmswap.drift.semantic import SemanticScorer; SemanticScorer().similarity('a', 'b')")
 
     def stderr(mode: str) -> str:
@@ -235,3 +235,9 @@ def test_encoder_loads_without_progress_bars_or_library_warnings_unless_verbose(
 
     assert stderr("q") == ""
     assert "Loading weights" in stderr("v")
+
+
+def test_a_lone_surrogate_in_an_answer_is_scored_and_cached(scorer: SemanticScorer) -> None:
+    # Issue 18: a model can return text that is not valid UTF-8; the cache key and the tokenizer must take it.
+    odd = "The customer was billed twice \udc80 this month."
+    assert scorer.similarity(odd, "The customer was billed twice this month.") > 0.8

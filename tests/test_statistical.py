@@ -6,7 +6,7 @@ every other case passes, so each test chooses its pass rate. Candidates are ``ec
 (answers equal to the goldens) or a :class:`openai_server.ChatServer` that leaves chosen words out (a
 regression: the golden passes, the candidate fails). Every expected bound is the one-sided 95% Wilson bound
 (``wilson(..., confidence=0.9)``, alpha = 0.05), worked out in the test's comment and cross-checked by
-:func:`bound` against ``pytest_llmswap.drift.stats`` (which tests/test_stats.py checks against scipy).
+:func:`bound` against ``pytest_llmswap.verdict.stats`` (which tests/test_stats.py checks against scipy).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Iterable
 import pytest
 
 from openai_server import chat_server
-from pytest_llmswap.drift import stats
-from pytest_llmswap.progress import Progress
+from pytest_llmswap.verdict import stats
+from pytest_llmswap.run.progress import Progress
 
 # The contract's check: echo's answer fails exactly on the words starting with "bad"; a candidate that leaves
 # the word out fails the second assertion (echo never does).
@@ -265,7 +265,7 @@ def test_a_bad_value_in_the_decorator_is_a_one_line_collection_error(pytester, a
     run = pytester.runpytest(*RECORD)
     assert run.ret == pytest.ExitCode.INTERRUPTED
     run.assert_outcomes(errors=1)
-    run.stdout.fnmatch_lines([f"E   pytest_llmswap.contract.ContractError: {message}"])
+    run.stdout.fnmatch_lines([f"E   pytest_llmswap.contract.decorator.ContractError: {message}"])
     assert "INTERNALERROR" not in run.stdout.str()
     assert not (pytester.path / "__llm_goldens__").exists()
 

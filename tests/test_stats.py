@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from pytest_llmswap.drift.stats import (bootstrap_mean, broken_cases, clopper_pearson, noise_excess, score_interval,
+from pytest_llmswap.verdict.stats import (bootstrap_mean, broken_cases, clopper_pearson, noise_excess, score_interval,
                                         wilson)
 
 
@@ -161,7 +161,7 @@ def test_bootstrap_reproduces_the_unvectorised_percentile_bootstrap() -> None:
 def test_bootstrap_is_chunked_without_changing_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     values = np.linspace(0, 1, 50)
     whole = bootstrap_mean(values, seed=1)
-    monkeypatch.setattr("pytest_llmswap.drift.stats._BOOTSTRAP_CHUNK_CELLS", 50 * 7)  # 7 resamples per chunk
+    monkeypatch.setattr("pytest_llmswap.verdict.stats._BOOTSTRAP_CHUNK_CELLS", 50 * 7)  # 7 resamples per chunk
     assert bootstrap_mean(values, seed=1) == whole
 
 

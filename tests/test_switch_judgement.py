@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmswap.aggregate import summarize
+from pytest_llmswap.verdict.aggregate import summarize
 from pytest_llmswap.report import view
 from pytest_llmswap.report.html import render_html
 from pytest_llmswap.report.markdown import render_markdown
-from pytest_llmswap.reporting import RunReport
+from pytest_llmswap.report.terminal import RunReport
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
-from pytest_llmswap.summaries import DROP_IN, NOT_RECOMMENDED, REWORK, Switching, Verdict
+from pytest_llmswap.verdict.summaries import DROP_IN, NOT_RECOMMENDED, REWORK, Switching, Verdict
 
 
 def answer(latency: float) -> dict:

@@ -10,7 +10,7 @@ import shutil
 from hf_fixtures import TEACHER, hf_spec
 from pytest_llmswap.models.throughput import Timed, measure_throughput
 from pytest_llmswap.models.throughput_store import STORE_NAME, ThroughputStore
-from pytest_llmswap.prepare import throughputs
+from pytest_llmswap.run.prepare import throughputs
 from pytest_llmswap.results import ModelInfo
 from pytest_llmswap.types import ModelCallError, ModelSpec, Prices, Request, Response, Usage
 
@@ -59,7 +59,7 @@ def calibrate(executor: FakeExecutor, specs: list[ModelSpec], store: ThroughputS
               recalibrate: bool = False, monkeypatch: pytest.MonkeyPatch | None = None):
     """``throughputs`` over one prompt per spec, every call answered; returns (calibrations, warnings, lines)."""
     if monkeypatch is not None:  # time on the executor's fake clock, not the thread's CPU time
-        monkeypatch.setattr("pytest_llmswap.prepare._clock", lambda spec: executor.clock)
+        monkeypatch.setattr("pytest_llmswap.run.prepare._clock", lambda spec: executor.clock)
     requests = [Request(s, (("user", f"q{i}"),)) for i, s in enumerate(specs)]
     lines: list[str] = []
     measured, warnings = throughputs(executor, specs[0], specs, requests,  # type: ignore[arg-type]

@@ -19,11 +19,11 @@ import pytest
 import scipy.stats
 
 from openai_server import chat_server
-from pytest_llmswap.aggregate import evidence
-from pytest_llmswap.cost import (RULE_ABOVE_MAX, RULE_BREAKS_MOST, RULE_DROP_IN, RULE_FAILED_CALLS, RULE_NO_ANSWER,
+from pytest_llmswap.verdict.aggregate import evidence
+from pytest_llmswap.verdict.cost import (RULE_ABOVE_MAX, RULE_BREAKS_MOST, RULE_DROP_IN, RULE_FAILED_CALLS, RULE_NO_ANSWER,
                                  RULE_TOO_FEW, RULE_WORSE, verdict)
-from pytest_llmswap.drift.stats import NoiseExcess
-from pytest_llmswap.figures import pct
+from pytest_llmswap.verdict.stats import NoiseExcess
+from pytest_llmswap.verdict.figures import pct
 from pytest_llmswap.settings import Settings
 
 SETTINGS = Settings()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from openai_server import chat_server
-from pytest_llmswap.cost import RULE_ABOVE_MAX, RULE_TOO_FEW
+from pytest_llmswap.verdict.cost import RULE_ABOVE_MAX, RULE_TOO_FEW
 from test_verdict import replay, same, verdict_line, word, write_suite
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

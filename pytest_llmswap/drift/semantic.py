@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import quiet_libraries
+from ..files import encode
+from ..run.progress import quiet_libraries
 from .sqlite_cache import SqliteCache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -80,11 +81,13 @@ class SemanticScorer:
         self._cache: SqliteCache | None = None
 
     def _key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self.model_id}\0{text}".encode()).digest()
+        return hashlib.sha256(encode(f"{self.model_id}\0{text}")).digest()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
             self._encoder = _load_encoder(self.model_id, self.device)
+        # The tokenizer takes valid UTF-8 only: a lone surrogate in an answer is embedded as its escape.
+        texts = [encode(t).decode("utf-8") for t in texts]
         vectors = np.asarray(self._encoder.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                                   show_progress_bar=False), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

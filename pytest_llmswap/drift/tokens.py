@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_llmswap.types import Response
+from ..types import Response
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class Tolerance:
     top1: float | None = None
     tools: float | None = None
     # Not a drift metric (nothing is compared with the golden): the share of a case's perturbed inputs whose
-    # checked output equals the model's own unperturbed answer (pytest_llmswap/invariance.py).
+    # checked output equals the model's own unperturbed answer (pytest_llmswap/contract/invariance.py).
     invariance: float | None = None
     registered: tuple[tuple[str, float], ...] = ()
 

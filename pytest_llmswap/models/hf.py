@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..progress import quiet_libraries
+from ..run.progress import quiet_libraries
 from ..types import ModelCallError, ModelSpec, Request, Response, TokenLogprob, Usage
 from .base import AnswerCallback, reject_empty
 from .hf_sampling import RowSampler, check_hf_params, decoding

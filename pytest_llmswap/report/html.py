@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..drift.metrics import report_order
-from ..figures import plural
+from ..verdict.figures import plural
 from ..files import write_text
 from . import view
 from ..results import CaseResult, RunResults

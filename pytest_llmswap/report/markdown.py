@@ -13,11 +13,11 @@ import os
 import re
 from pathlib import Path
 
-from ..figures import plural
+from ..verdict.figures import plural
 from ..files import append_text, encode, write_text
 from . import view
 from ..results import CaseResult, ModelInfo, RunResults
-from ..summaries import IncumbentSummary
+from ..verdict.summaries import IncumbentSummary
 
 DEFAULT_LIMIT = 60_000
 #: Most cases listed per candidate, before the size limit even applies: a PR comment is a summary.

@@ -7,9 +7,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..figures import pct
+from ..verdict.figures import pct
 from ..results import CaseResult, ModelInfo, RunResults
-from ..summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, IncumbentSummary, Switching,
+from ..verdict.summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, IncumbentSummary, Switching,
                          Verdict)
 
 # A word with the whitespace after it: changed words group into one <ins>/<del> instead of one per word.

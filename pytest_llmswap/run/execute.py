@@ -9,8 +9,8 @@ from collections.abc import Callable
 from ..models.backends import kind_of
 from ..models.cache import ResponseCache
 from ..models.throughput_store import ThroughputStore
-from ..prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
-from ..progress import Progress
+from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
+from .progress import Progress
 from ..types import ModelCallError, Request, Response
 from .plan import semantic_required
 from .state import Answers, Plan, RunState

@@ -14,8 +14,8 @@ from typing import Any
 from ..golden import GoldenFormatError
 from ..models.backends import kind_of
 from ..models.spec import SpecError, parse_spec
-from ..pricing import Pricing
-from ..reporting import RunReport, write_reports
+from ..verdict.pricing import Pricing
+from ..report.terminal import RunReport, write_reports
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
 from ..types import ModelSpec
 from .state import RunState

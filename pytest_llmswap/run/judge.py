@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import appcalls, invariance
-from ..aggregate import statistical_verdict
-from ..checks import describe, make_check
-from ..contract import Case, ResolvedContract
+from ..intercept import appcalls
+
+from ..contract import invariance
+from ..verdict.aggregate import statistical_verdict
+from ..contract.checks import describe, make_check
+from ..contract.decorator import Case, ResolvedContract
 from ..drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, judge_candidate
 from ..golden import GoldenCase
 from ..intercept import candidate_answer

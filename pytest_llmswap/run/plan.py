@@ -6,12 +6,12 @@ model is called.
 
 from __future__ import annotations
 
-from ..contract import ResolvedContract
+from ..contract.decorator import ResolvedContract
 from ..drift.structured import semantic_on_structured
 from ..golden import GoldenFormatError
-from ..invariance import unrecorded
+from ..contract.invariance import unrecorded
 from ..models.backends import kind_of
-from ..prepare import semantic_available
+from .prepare import semantic_available
 from ..types import ModelSpec, Request
 from .keys import ALL_CASES, ItemKey, RunError
 from .state import Plan, RunState

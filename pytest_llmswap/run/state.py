@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..contract import Case, ResolvedContract
+from ..contract.decorator import Case, ResolvedContract
 from ..golden import GoldenCase, GoldenStore
 from ..models.cache import ResponseCache
 from ..models.executor import Executor

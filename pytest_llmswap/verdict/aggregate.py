@@ -10,15 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from . import cost, invariance
-from .drift import tokens
+from . import cost
+
+from ..contract import invariance
+from ..drift import tokens
 from .figures import pct
 from .pricing import Pricing
-from .results import CaseResult, RunResults
-from .settings import Settings
+from ..results import CaseResult, RunResults
+from ..settings import Settings
 from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, InvarianceSummary,
                         MetricSummary, Summaries, Usage)
-from .types import Response
+from ..types import Response
 
 
 def summarize(results: RunResults) -> Summaries:
@@ -52,7 +54,7 @@ def summarize(results: RunResults) -> Summaries:
 
 
 def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) -> CandidateSummary:
-    from .drift import stats  # scipy: only paid when a candidate ran
+    from . import stats  # scipy: only paid when a candidate ran
 
     answered = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
     failed = [c for c in cases if c.call_error]
@@ -92,7 +94,7 @@ def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candid
     """The verdict's evidence from the answered cases, paired: the incumbent's passes of its K samples and
     whether the candidate held the case (checks pass, within tolerance). ``noise`` is ``stats.noise_excess`` of
     the cases' beyond-noise flags, when drift was measured. The plugin and tests/calibration.py both call this."""
-    from .drift import stats
+    from . import stats
 
     paired = stats.broken_cases(golden_passes, golden_samples, candidate_held, confidence=1 - settings.alpha)
     answered = paired.n
@@ -122,7 +124,7 @@ def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> Invarian
     95% interval whose units are the cases (a case's perturbations are not independent of each other): exact
     Clopper-Pearson when every case has one perturbed input, else the paired score interval over the cases'
     shares. None when no case had a perturbed input."""
-    from .drift import stats
+    from . import stats
 
     shares = [invariance.tally([rows]) for rows in outcomes if rows]
     if not shares:
@@ -149,7 +151,7 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
 
 
 def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary:
-    from .drift import stats
+    from . import stats
 
     pricing = cost.pricing_of(results.incumbent)
     samples: list[dict[str, Any]] = [s for c in cases for s in c.golden]
@@ -167,7 +169,7 @@ def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary
 
 
 def _metrics(cases: list[CaseResult]) -> dict[str, MetricSummary]:
-    from .drift import stats
+    from . import stats
 
     values: dict[str, list[float]] = defaultdict(list)
     floors: dict[str, list[float]] = defaultdict(list)
@@ -227,7 +229,7 @@ def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regre
     (and a row with no answer at all, whatever it allows) fail the row: bounds such as ``min_pass_rate=0``
     cannot fail on cases that were never answered. The message names the worst cases.
     """
-    from .drift import stats
+    from . import stats
 
     n = len(cases)
     passed = sum(c.passed for c in cases)

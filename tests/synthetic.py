@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .aggregate import summarize
-from .settings import Settings
-from .results import CaseResult, ContractInfo, ModelInfo, RunResults
+from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
+from pytest_llmswap.settings import Settings
+from pytest_llmswap.verdict.aggregate import summarize
 
 _WORDS = ("the customer reports a billing error on invoice order account refund shipping delay password reset "
           "login fails since update please escalate to tier two support team priority high low medium").split()

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from .intercept import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, records_from_json,
+from . import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, records_from_json,
                         records_to_json, summarize, tool_call_agreement)
-from .models.base import empty_answer_message
-from .models.cache import ResponseCache
-from .types import ModelCallError, Response, Usage, redact
+from ..models.base import empty_answer_message
+from ..models.cache import ResponseCache
+from ..types import ModelCallError, Response, Usage, redact
 
 
 @dataclass

@@ -15,13 +15,13 @@ import pytest
 
 from . import conversation
 from . import prompt as prompts
-from .drift.tolerance import Tolerance, ToleranceError
+from ..drift.tolerance import Tolerance, ToleranceError
 from .invariance import Invariance, InvarianceError
-from .settings import UNREACHABLE_PASS_RATE
-from .types import public_params
+from ..settings import UNREACHABLE_PASS_RATE
+from ..types import public_params
 
 if TYPE_CHECKING:
-    from .golden import GoldenCase
+    from ..golden import GoldenCase
 
 CONTRACT_ATTR = "__llmswap_contract__"
 ITEM_FIXTURE = "_llmswap_item"

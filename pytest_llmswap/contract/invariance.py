@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .drift import structured, text
-from .types import Response
+from ..drift import structured, text
+from ..types import Response
 
 #: A perturbation: the text and a seeded generator in, the rewritten text out (pure, deterministic).
 Perturbation = Callable[[str, random.Random], str]

@@ -10,17 +10,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .models.backends import kind_of
-from .models.executor import Executor, OnAnswer
-from .models.throughput_store import Calibration, ThroughputStore, calibration_key
-from .pricing import Pricing
+from ..models.backends import kind_of
+from ..models.executor import Executor, OnAnswer
+from ..models.throughput_store import Calibration, ThroughputStore, calibration_key
+from ..verdict.pricing import Pricing
 from .progress import Progress
-from .settings import Settings
-from .types import ModelCallError, ModelSpec, Request, Response
+from ..settings import Settings
+from ..types import ModelCallError, ModelSpec, Request, Response
 
 if TYPE_CHECKING:
-    from .drift.logits import LogitDrift
-    from .drift.semantic import SemanticScorer
+    from ..drift.logits import LogitDrift
+    from ..drift.semantic import SemanticScorer
 
 #: Distinct prompts of the run each GPU-hour-priced model answers to measure its throughput.
 CALIBRATION_PROMPTS = 8
@@ -117,7 +117,7 @@ def _names(keys: Sequence[str], by_key: Mapping[str, ModelSpec]) -> str:
 def _calibrate(executor: Executor, specs: Mapping[str, ModelSpec], requests: Sequence[Request],
                say: Callable[[str], None]) -> dict[str, list[float]]:
     """The throughput in every round of each spec (by calibration key), all timed in one interleaved pass."""
-    from .models.throughput import Timed, measure_throughput
+    from ..models.throughput import Timed, measure_throughput
 
     prompts = sorted({(r.messages, r.params) for r in requests})[:CALIBRATION_PROMPTS]
     started = time.monotonic()
@@ -145,7 +145,7 @@ def semantic_available() -> bool:
 def semantic_scorer(settings: Settings, cache_dir: Path | None,
                     pairs: Sequence[tuple[Sequence[str], str]]) -> SemanticScorer:
     """A scorer with every text the run's (golden samples, candidate) pairs need embedded in one batch."""
-    from .drift.semantic import SemanticScorer
+    from ..drift.semantic import SemanticScorer
 
     scorer = SemanticScorer(settings.semantic_model, cache_dir / "embeddings" if cache_dir else None)
     scorer.prepare_pairs(pairs)
@@ -158,7 +158,7 @@ def logit_drifts(executor: Executor, items: Sequence[tuple[Hashable, ModelSpec, 
 
     ``items`` are ``(key, candidate spec, messages, golden response)``; the result maps each key to its drift.
     """
-    from .drift.logits import logit_drift_many
+    from ..drift.logits import logit_drift_many
 
     by_spec: dict[str, list[tuple[Hashable, ModelSpec, Any, Response]]] = {}
     for item in items:

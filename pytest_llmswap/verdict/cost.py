@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .pricing import GPU_HOUR_UNMEASURED, Pricing
-from .results import CaseResult, ContractInfo, ModelInfo, RunResults
-from .settings import Settings
+from ..results import CaseResult, ContractInfo, ModelInfo, RunResults
+from ..settings import Settings
 from .figures import plural, pct
 from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, ContractSwitching, Evidence, Switching,
                         Verdict)
@@ -144,7 +144,7 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
             exceeded: tuple[str, ...] = ()) -> Verdict:
     """The migration verdict for one candidate: the first row of the verdict table (docs/cost.md) that applies.
 
-    Every rule reads the broken-case rate (``drift.stats.broken_cases``); every rule that flags a candidate has a
+    Every rule reads the broken-case rate (``verdict.stats.broken_cases``); every rule that flags a candidate has a
     significance test behind it, so a candidate that answers like the incumbent is flagged in at most about
     ``alpha / 2`` of suites (tests/test_calibration.py simulates it). ``rework`` and ``exceeded`` name contracts.
     """

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import summarize
-from .files import write_text
-from .results import CaseResult, RunResults
-from .run.keys import ItemKey, RunOptions
-from .summaries import CandidateSummary, Switching, Verdict
+from ..verdict.aggregate import summarize
+from ..files import write_text
+from ..results import CaseResult, RunResults
+from ..run.keys import ItemKey, RunOptions
+from ..verdict.summaries import CandidateSummary, Switching, Verdict
 
 
 @dataclass
@@ -30,7 +30,7 @@ class RunReport:
 
     def summary_lines(self) -> list[str]:
         """The llmswap section of pytest's terminal summary: the decision first, then each candidate."""
-        from .report.view import candidate_views, overall_line
+        from .view import candidate_views, overall_line
 
         s = self.results.summaries
         lines: list[str] = []
@@ -53,8 +53,8 @@ class RunReport:
 
 def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
     """A candidate's verdict, its pass rate (the checks alone labelled apart), failed calls and cost."""
-    from .figures import plural
-    from .report.view import money, months, pct
+    from ..verdict.figures import plural
+    from .view import money, months, pct
 
     failed = f"; {plural(c.failed_calls, 'failed call')}, first: {c.first_error}" if c.failed_calls else ""
     delta = "" if sw.monthly_delta_usd is None else \
@@ -96,11 +96,11 @@ def write_reports(results: RunResults, options: RunOptions, recorded: list[Path]
                lambda: json.dumps(results.to_dict(logprobs=options.report_logprobs), separators=(",", ":"),
                                   sort_keys=True) + "\n")
     if options.report_html and results.summaries.candidates:
-        from .report.html import render_html
+        from .html import render_html
 
         _write(report, "HTML", options.report_html, lambda: render_html(results))
     if options.report_markdown:
-        from .report.markdown import append_step_summary, render_markdown
+        from .markdown import append_step_summary, render_markdown
 
         text = render_markdown(results)
         _write(report, "Markdown", options.report_markdown, lambda: text)

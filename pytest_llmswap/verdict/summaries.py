@@ -72,7 +72,7 @@ class Evidence:
 
     A case is *broken* when the incumbent passes it (its checks; beyond its own noise when K > 1) and the
     candidate fails it: its checks fail or it is beyond tolerance. Rates count answered cases; docs/cost.md
-    names the method (``drift.stats.broken_cases``).
+    names the method (``verdict.stats.broken_cases``).
     """
 
     cases: int

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from .contract import ResolvedContract
-from .drift.judge import Check, CheckOutcome
-from .types import Response
+from .decorator import ResolvedContract
+from ..drift.judge import Check, CheckOutcome
+from ..types import Response
 
 
 def make_check(contract: ResolvedContract, prompt: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Check:
@@ -42,7 +42,7 @@ def make_check(contract: ResolvedContract, prompt: str, fn: Callable[..., Any], 
 def deepeval_checks(contract: ResolvedContract, prompt: str, output: Response, golden: Response | None,
                     scores: dict[str, float | None]) -> None:
     """Run the contract's deepeval metrics on one output; raise AssertionError naming those that fail."""
-    from .deepeval import evaluate_metrics  # the optional extra, imported only by contracts that use it
+    from ..deepeval import evaluate_metrics  # the optional extra, imported only by contracts that use it
 
     outcome = evaluate_metrics(list(contract.contract.checks), input=prompt, actual_output=output.text,
                                expected_output=golden.text if golden else None)

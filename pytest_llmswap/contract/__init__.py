@@ -1,0 +1,1 @@
+"""Contracts: the @llm_contract decorator, prompts, conversations, checks and invariance perturbations."""
