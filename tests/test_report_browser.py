@@ -43,7 +43,7 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    results = synthetic_results(300, extra_outputs={("haiku", "case-00003"): HOSTILE})
+    results = synthetic_results(600, extra_outputs={("haiku", "case-00003"): HOSTILE})
     return write_html(results, tmp_path_factory.mktemp("browser") / "report.html")
 
 
@@ -98,7 +98,7 @@ def test_report_loads_without_errors_or_requests_and_opens_on_the_decision(brows
     sections = [s.get_attribute("id") for s in browser.find_elements(By.CSS_SELECTOR, "main > section")]
     assert sections[:3] == ["attention", "verdicts", "matrix"]
     overall = browser.find_element(By.ID, "overall")
-    assert overall.location["y"] < 150 and "can replace it after rework" in overall.text
+    assert overall.location["y"] < 150 and "haiku can replace gpt-4o" in overall.text
     first = browser.find_elements(By.CSS_SELECTOR, "ol.attention > li")[0].text
     assert first.startswith("local-int8: ") and "regression" in first  # the worst problem first
     cards = browser.find_elements(By.CSS_SELECTOR, "article.verdict-card")
