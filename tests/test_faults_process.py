@@ -72,10 +72,11 @@ def test_two_processes_recording_at_once_call_each_request_once_and_lose_nothing
 def test_xdist_never_multiplies_calls(pytester, no_cache):
     pytest.importorskip("xdist")
     cases = [f"q{i:02d}" for i in range(24)]
+    # Two workers plan the same 48 requests; each model must still be asked each question once.
     with chat_server(answer) as prod, chat_server(answer) as cand:
         write_suite(pytester, prod.url, cand.url, cases)
         flags = ["--llmswap-no-cache"] if no_cache else []
-        result = pytester.runpytest_subprocess("-n", "4", "--incumbent-model", "prod", "--llmswap-record", "all",
+        result = pytester.runpytest_subprocess("-n", "2", "--incumbent-model", "prod", "--llmswap-record", "all",
                                                "--candidate-model", "cand", *flags)
         result.assert_outcomes(passed=48)
         assert len(prod.seen) == 24 and len(cand.seen) == 24
