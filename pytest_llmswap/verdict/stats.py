@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,20 +73,44 @@ def wilson(successes: int, n: int, *, confidence: float = 0.95) -> Interval:
 
 
 def clopper_pearson(events: int, n: int, *, confidence: float = 0.95) -> Interval:
-    """Exact (Clopper-Pearson) two-sided interval for a rate ``events / n``: the beta quantiles where the binomial
-    tails equal ``(1 - confidence) / 2``.
+    """Exact (Clopper-Pearson) two-sided interval for a rate ``events / n``.
 
     With zero events the upper bound is ``1 - ((1 - confidence) / 2) ** (1 / n)``, never 0: a small suite with no
-    broken case cannot claim that breakage is impossible.
+    broken case cannot claim that breakage is impossible. The bounds are where the binomial tails equal
+    ``(1 - confidence) / 2``, found by bisection to double precision (scipy would add a tenth of a second of import
+    to every candidate run for the same numbers; tests/test_stats.py checks them against scipy), and remembered:
+    the verdict's simulation asks for the same few counts thousands of times.
     """
-    from scipy.special import betaincinv  # scipy.special alone: a tenth of scipy.stats' import
-
     if n <= 0 or not 0 <= events <= n:
         raise ValueError(f"need 0 <= events <= n and n > 0, got {events}/{n}")
-    tail = (1 - confidence) / 2
-    low = 0.0 if events == 0 else float(betaincinv(events, n - events + 1, tail))
-    high = 1.0 if events == n else float(betaincinv(events + 1, n - events, 1 - tail))
+    low, high = _exact_bounds(events, n, confidence)
     return Interval(events / n, low, high, confidence, "clopper-pearson", n)
+
+
+@lru_cache(maxsize=65536)
+def _exact_bounds(events: int, n: int, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2
+    i = np.arange(n + 1)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log((n - i[1:] + 1) / i[1:]))))
+
+    def at_most(k: int, p: float) -> float:  # P(X <= k) for X ~ Binomial(n, p), 0 < p < 1
+        logs = log_choose[: k + 1] + i[: k + 1] * math.log(p) + (n - i[: k + 1]) * math.log1p(-p)
+        top = logs.max()
+        return float(np.exp(logs - top).sum() * math.exp(top))
+
+    def solve(target: Callable[[float], float]) -> float:  # the p in (0, 1) where a decreasing target is 0
+        low, high = 0.0, 1.0
+        for _ in range(200):
+            mid = (low + high) / 2
+            if mid in (low, high):
+                break
+            low, high = (mid, high) if target(mid) > 0 else (low, mid)
+        return (low + high) / 2
+
+    # Both targets fall as p rises: P(X >= events) rises, P(X <= events) falls.
+    low = 0.0 if events == 0 else solve(lambda p: tail - (1 - at_most(events - 1, p)))
+    high = 1.0 if events == n else solve(lambda p: at_most(events, p) - tail)
+    return low, high
 
 
 def score_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95) -> Interval:
