@@ -87,6 +87,7 @@ def build_options(config: pytest.Config, run_id: str) -> RunOptions:
             concurrency=_number(config, "llmswap_concurrency", "llmswap_concurrency", int, 8, 1),
             timeout_s=_number(config, "llmswap_timeout", "llmswap_timeout", float, 60.0, 0.001),
             retries=_number(config, "llmswap_retries", "llmswap_retries", int, 3, 0),
+            backoff_s=_number(config, "llmswap_backoff", "llmswap_backoff", float, 0.5, 0),
             max_wait_s=_number(config, "llmswap_max_wait", "llmswap_max_wait", float, 300.0, 0)),
         run_id=run_id, settings=project.settings, record_command=record_hint,
         report_html=report, report_json=_path(config, "llmswap_json", "llmswap_json"),

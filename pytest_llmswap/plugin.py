@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="timeout per API call in seconds (default 60)")
     group.addoption("--llmswap-retries", type=int, default=None, metavar="N",
                     help="retries with exponential backoff for transient API errors (default 3)")
+    group.addoption("--llmswap-backoff", type=float, default=None, metavar="S",
+                    help="seconds before the first retry, doubled at each retry, with jitter; a server's "
+                         "Retry-After wins (default 0.5)")
     group.addoption("--llmswap-max-wait", type=float, default=None, metavar="S",
                     help="seconds in all a model's requests may wait to retry (rate limits, backoff); then its "
                          "failing requests fail at once (default 300)")
@@ -76,6 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("llmswap_concurrency", "string", "default for --llmswap-concurrency"),
         ("llmswap_timeout", "string", "default for --llmswap-timeout"),
         ("llmswap_retries", "string", "default for --llmswap-retries"),
+        ("llmswap_backoff", "string", "default for --llmswap-backoff"),
         ("llmswap_max_wait", "string", "default for --llmswap-max-wait"),
         ("llmswap_report", "string", "default for --llmswap-report"),
         ("llmswap_json", "string", "default for --llmswap-json"),

@@ -134,6 +134,8 @@ def test_max_wait_bounds_a_models_retry_waits_and_says_so(pytester, litellm_load
     (["--llmswap-timeout", "0"], "ERROR: --llmswap-timeout / llmswap_timeout: must be at least 0.001, got 0.0"),
     (["--llmswap-max-wait", "nan"], "ERROR: --llmswap-max-wait / llmswap_max_wait: nan is not a finite number"),
     (["--llmswap-max-wait", "-1"], "ERROR: --llmswap-max-wait / llmswap_max_wait: must be at least 0, got -1.0"),
+    (["--llmswap-backoff", "nan"], "ERROR: --llmswap-backoff / llmswap_backoff: nan is not a finite number"),
+    (["--llmswap-backoff", "-1"], "ERROR: --llmswap-backoff / llmswap_backoff: must be at least 0, got -1.0"),
 ])
 def test_a_number_option_that_is_no_finite_number_is_refused_at_start(suite, args, expected):
     result = suite().runpytest("--candidate-model", "echo", *args)

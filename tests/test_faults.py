@@ -20,7 +20,8 @@ HEADER_SECRET = "hdr-team-key-5f1e9c2a7b"  # sent in extra_headers, without "Bea
 FAULTS = ["429", "429:retry-after=1", "500", "503", "timeout", "reset", "malformed_json", "no_choices", "html",
           "empty_body", "empty_content", "null_content"]
 # Every run gets a short timeout (the "timeout" fault) and one retry (permanent faults fail fast).
-FAST = ("--llmswap-timeout", "1", "--llmswap-retries", "1")
+# One retry after a short backoff: these tests are about what a fault does, not how long the backoff waits.
+FAST = ("--llmswap-timeout", "1", "--llmswap-retries", "1", "--llmswap-backoff", "0.01")
 
 
 def answer(prompt: str) -> str:

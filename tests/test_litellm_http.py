@@ -258,3 +258,17 @@ def test_the_server_streams_and_returns_tool_calls(litellm_loaded):
                                         messages=[{"role": "user", "content": "x"}])
     [tool] = raw.choices[0].message.tool_calls
     assert tool.function.name == "lookup" and json.loads(tool.function.arguments) == {"id": 7}
+
+
+def test_the_backoff_option_sets_the_first_wait_and_doubles(pytester):
+    # --llmswap-backoff reaches the backend a run builds; waits are backoff * 2 ** (attempt - 1), up to twice that
+    # with jitter, and a server's Retry-After would win.
+    from pytest_llmswap.models.executor import make_backend
+    from pytest_llmswap.options import build_options
+
+    config = pytester.parseconfig("--candidate-model", "echo", "--llmswap-backoff", "0.25")
+    execution = build_options(config, "run").execution
+    assert execution.backoff_s == 0.25
+    backend = make_backend(ModelSpec(name="s", kind="litellm", target="openai/m"), execution)
+    waits = [backend._retry_wait(RuntimeError("500"), attempt) for attempt in (1, 2, 3) for _ in range(20)]
+    assert all(0.25 <= w <= 0.5 for w in waits[:20]) and all(1.0 <= w <= 2.0 for w in waits[40:])

@@ -180,7 +180,7 @@ def _build_litellm(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
     from .litellm_backend import LiteLLMBackend
 
     return LiteLLMBackend(spec, concurrency=settings.concurrency, timeout_s=settings.timeout_s,
-                          retries=settings.retries, max_wait_s=settings.max_wait_s)
+                          retries=settings.retries, backoff_s=settings.backoff_s, max_wait_s=settings.max_wait_s)
 
 
 _BUILT_IN: tuple[BackendKind, ...] = (  # in the order they read a spec: provider/model would also read hf:org/x

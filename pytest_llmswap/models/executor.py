@@ -23,12 +23,14 @@ OnAnswer = Callable[[Request, Answer], None]
 
 @dataclass(frozen=True)
 class ExecutionSettings:
-    """How API calls are made: ``concurrency`` calls at once, ``timeout_s`` each, ``retries`` with backoff, and
-    at most ``max_wait_s`` seconds in all during which a model's requests wait to retry."""
+    """How API calls are made: ``concurrency`` calls at once, ``timeout_s`` each, ``retries`` with a backoff that
+    starts at ``backoff_s`` and doubles, and at most ``max_wait_s`` seconds in all during which a model's requests
+    wait to retry."""
 
     concurrency: int = 8
     timeout_s: float = 60.0
     retries: int = 3
+    backoff_s: float = 0.5
     max_wait_s: float = 300.0
 
 
