@@ -143,7 +143,7 @@ def llm_contract(
 
     ``min_pass_rate`` makes the contract *statistical*: one item per model row, which passes when the lower
     confidence bound of its pass rate reaches the threshold (and, with ``max_regression_rate``, when the upper
-    bound of its net regression rate against the incumbent stays under that); every case is still in the report.
+    bound of its broken-case rate against the incumbent stays under that); every case is still in the report.
     ``per_case=True`` keeps one item per case when ``[tool.llmswap] min_pass_rate`` makes the suite statistical.
 
     ``messages`` replaces ``prompt`` with a conversation: ``{"role", "content"}`` dicts whose content is a
