@@ -64,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def merge_results(paths: Sequence[str]) -> Any:
     """Join shard results into one run, summaries recomputed; :class:`CliError` on mismatched shards."""
-    from .verdict.aggregate import summarize  # lazily: it pulls in numpy and scipy
+    from .verdict.aggregate import summarize  # lazily: it pulls in numpy
     from .results import ResultsFormatError
     from .results import merge_results as merge
 

@@ -69,17 +69,16 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
 
 def _structured_warnings(state: RunState, keys: list[ItemKey]) -> tuple[str, ...]:
     """A line for each contract judged by sentence similarity alone whose goldens are structured answers."""
-    lines = []
-    for nodeid in sorted({k.nodeid for k in keys}):
-        tolerance = state.contracts[nodeid].contract.tolerance
-        if tolerance.semantic is None or tolerance.fields:
+    goldens: dict[str, dict[str, str]] = {}  # per contract, each case's first golden answer
+    for key in keys:
+        tolerance = state.contracts[key.nodeid].contract.tolerance
+        if tolerance.semantic is None or tolerance.fields or key.case_id in goldens.get(key.nodeid, {}):
             continue
-        goldens = {k.case_id: g.samples[0]["text"] for k in keys if k.nodeid == nodeid
-                   for g in [state.golden(k)] if g and g.samples}
-        line = semantic_on_structured(nodeid, list(goldens.values()))
-        if line:
-            lines.append(line)
-    return tuple(lines)
+        golden = state.golden(key)
+        if golden and golden.samples:
+            goldens.setdefault(key.nodeid, {})[key.case_id] = golden.samples[0]["text"]
+    lines = (semantic_on_structured(nodeid, list(texts.values())) for nodeid, texts in sorted(goldens.items()))
+    return tuple(line for line in lines if line)
 
 
 def semantic_required(state: RunState) -> bool:

@@ -10,17 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from . import cost
-
 from ..contract import invariance
 from ..drift import tokens
-from .figures import pct
-from .pricing import Pricing
 from ..results import CaseResult, RunResults
 from ..settings import Settings
+from ..types import Response
+from . import cost, stats
+from .figures import pct
+from .pricing import Pricing
 from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, InvarianceSummary,
                         MetricSummary, Summaries, Usage)
-from ..types import Response
 
 
 def summarize(results: RunResults) -> Summaries:
@@ -54,8 +53,6 @@ def summarize(results: RunResults) -> Summaries:
 
 
 def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) -> CandidateSummary:
-    from . import stats  # scipy: only paid when a candidate ran
-
     answered = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
     failed = [c for c in cases if c.call_error]
     # A case beyond tolerance is a failed case for the candidate, like a failed check.
@@ -90,12 +87,10 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
 
 def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_held: Sequence[bool],
              settings: Settings, *, cases: int | None = None, failed_calls: int = 0, first_error: str | None = None,
-             exceeded: int = 0, noise: Any = None) -> Evidence:
+             exceeded: int = 0, noise: stats.NoiseExcess | None = None) -> Evidence:
     """The verdict's evidence from the answered cases, paired: the incumbent's passes of its K samples and
     whether the candidate held the case (checks pass, within tolerance). ``noise`` is ``stats.noise_excess`` of
     the cases' beyond-noise flags, when drift was measured. The plugin and tests/calibration.py both call this."""
-    from . import stats
-
     paired = stats.broken_cases(golden_passes, golden_samples, candidate_held, confidence=1 - settings.alpha)
     answered = paired.n
     # Exact: a sum of K-ths is compared with halves and thresholds (69, never 68.99999999999996).
@@ -124,8 +119,6 @@ def invariance_summary(outcomes: Iterable[Sequence[dict[str, Any]]]) -> Invarian
     95% interval whose units are the cases (a case's perturbations are not independent of each other): exact
     Clopper-Pearson when every case has one perturbed input, else the paired score interval over the cases'
     shares. None when no case had a perturbed input."""
-    from . import stats
-
     shares = [invariance.tally([rows]) for rows in outcomes if rows]
     if not shares:
         return None
@@ -151,8 +144,6 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
 
 
 def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary:
-    from . import stats
-
     pricing = cost.pricing_of(results.incumbent)
     samples: list[dict[str, Any]] = [s for c in cases for s in c.golden]
     by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -169,8 +160,6 @@ def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary
 
 
 def _metrics(cases: list[CaseResult]) -> dict[str, MetricSummary]:
-    from . import stats
-
     values: dict[str, list[float]] = defaultdict(list)
     floors: dict[str, list[float]] = defaultdict(list)
     for case in cases:
@@ -229,8 +218,6 @@ def statistical_verdict(cases: list[CaseResult], min_pass_rate: float, max_regre
     (and a row with no answer at all, whatever it allows) fail the row: bounds such as ``min_pass_rate=0``
     cannot fail on cases that were never answered. The message names the worst cases.
     """
-    from . import stats
-
     n = len(cases)
     passed = sum(c.passed for c in cases)
     low = stats.wilson(passed, n, confidence=1 - 2 * alpha).low if n else 0.0

@@ -177,11 +177,11 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
     drift = _drift_problem(e, settings)
     # Breakage shown but bounded under the maximum is a drop-in (its contracts are in ``rework``): flag only what
     # the suite cannot bound.
-    shown = shown and high > max_rate
-    if shown or drift:
+    unbounded = shown and high > max_rate
+    if unbounded or drift:
         worse = "more than the incumbent's own noise explains" if e.noise_measured else \
             f"worse than the incumbent (p = {e.p_worse:.3g})"
-        reasons = [f"{broken}, {worse}"] if shown else []
+        reasons = [f"{broken}, {worse}"] if unbounded else []
         if exceeded:
             reasons.append(f"beyond tolerance in {plural(len(exceeded), 'contract')}: {', '.join(exceeded[:3])}"
                            + (f" and {len(exceeded) - 3} more" if len(exceeded) > 3 else ""))

@@ -11,7 +11,7 @@ import math
 from statistics import NormalDist
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -123,13 +123,17 @@ def score_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 
     simulation.
     """
     x = np.asarray(values, dtype=float)
-    n = int(x.size)
-    if n == 0:
+    if x.size == 0:
         return Interval(0.0, 0.0, 1.0, confidence, "none", 0)
+    return _interval(x, confidence)[0]
+
+
+def _interval(x: np.ndarray, confidence: float) -> tuple[Interval, float]:
+    """:func:`score_interval` of a non-empty ``x``, and the variance of ``x`` (what power and sizes need)."""
     mean, var, skew = _moments(x)
-    binary = _binary(x)
-    low, high = _bounds(mean, var, skew, n, _z(confidence), binary)
-    return Interval(mean, low, high, confidence, _method(binary), n)
+    binary = bool(np.all((x == 0) | (x == 1)))
+    low, high = _bounds(mean, var, skew, int(x.size), _z(confidence), binary)
+    return Interval(mean, low, high, confidence, "clopper-pearson" if binary else "wilson+hall", int(x.size)), var
 
 
 def _bounds(mean: float, var: float, skew: float, n: int, z: float, binary: bool) -> tuple[float, float]:
@@ -199,8 +203,6 @@ class BrokenCases:
     net: Interval
     min_detectable: float
     spread: float  # variance of the per-case values behind ``rate``
-    skew: float    # and their skewness
-    binary: bool   # every per-case value is 0 or 1: a binomial count
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,26 +242,24 @@ def broken_cases(golden_passes: Sequence[int], golden_samples: Sequence[int], ca
     n = int(c.size)
     if n == 0:
         empty = Interval(0.0, 0.0, 1.0, confidence, "none", 0)
-        return BrokenCases(0, 0.0, 0.0, 0.0, False, 1.0, empty, empty, 1.0, 0.0, 0.0, True)
+        return BrokenCases(0, 0.0, 0.0, 0.0, False, 1.0, empty, empty, 1.0, 0.0)
     f = s / k
     lost = f * (1 - c)
     noise = np.where(k > 1, s * (k - s) / np.maximum(k * (k - 1), 1), 0.0)
-    per_case = lost - noise
     z = _z(confidence)
-    floor = _zero_events_high(n, z)
-    mean, spread, skew = _moments(per_case)
-    binary = _binary(per_case)
-    low, high = _bounds(mean, spread, skew, n, z, binary)
-    # A rate below what zero broken cases in n can show is not resolved by n cases: never an upper end under it.
-    rate = Interval(min(1.0, max(0.0, mean)), max(0.0, low), min(1.0, max(high, floor)), confidence, _method(binary),
-                    n)
-    net_mean, net_var, net_skew = _moments(f - c)
-    net_binary = _binary(f - c)
-    net_low, net_high = _bounds(net_mean, net_var, net_skew, n, z, net_binary)
-    net = Interval(net_mean, max(-1.0, net_low), min(1.0, max(net_high, floor)), confidence, _method(net_binary), n)
+    rate, spread = _interval(lost - noise, confidence)
+    net, _ = _interval(f - c, confidence)
     return BrokenCases(n, float(lost.sum()), float((c * (1 - f)).sum()), float(noise.sum()), bool(np.all(k > 1)),
-                       _p_worse(s, k, c), rate, net, _min_detectable(spread, n, z, NormalDist().inv_cdf(power)),
-                       spread, skew, binary)
+                       _p_worse(s, k, c), _clipped(rate, 0.0), _clipped(net, -1.0),
+                       _min_detectable(spread, n, z, NormalDist().inv_cdf(power)), spread)
+
+
+def _clipped(interval: Interval, lowest: float) -> Interval:
+    """``interval`` within ``[lowest, 1]``, its upper end never under what zero broken cases in ``n`` can show (a
+    smaller rate is not resolved by ``n`` cases)."""
+    floor = _zero_events_high(interval.n, _z(interval.confidence))
+    return replace(interval, estimate=min(1.0, max(lowest, interval.estimate)), low=max(lowest, interval.low),
+                   high=min(1.0, max(interval.high, floor)))
 
 
 def _moments(x: np.ndarray) -> tuple[float, float, float]:
@@ -269,14 +269,6 @@ def _moments(x: np.ndarray) -> tuple[float, float, float]:
     sq = dev * dev
     var = float(sq.mean())
     return mean, var, float((sq * dev).mean() / var ** 1.5) if var > 1e-18 else 0.0
-
-
-def _method(binary: bool) -> str:
-    return "clopper-pearson" if binary else "wilson+hall"
-
-
-def _binary(x: np.ndarray) -> bool:
-    return bool(np.all((x == 0) | (x == 1)))
 
 
 def _z(confidence: float) -> float:
