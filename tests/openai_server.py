@@ -264,3 +264,11 @@ def chat_server(answer: Callable[[str], Answer], **kwargs: Any) -> Iterator[Chat
         server.release.set()
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def named_models(urls: dict[str, str], *, key: str = "sk-test", extra: dict[str, str] | None = None) -> str:
+    """``[tool.llmswap.models.NAME]`` tables, one per ``(name, url)``: model ``openai/NAME-model`` at ``url`` with
+    ``key``; ``extra`` adds TOML lines to a named table."""
+    extra = extra or {}
+    return "\n".join(f'[tool.llmswap.models.{name}]\nmodel = "openai/{name}-model"\napi_base = "{url}"\n'
+                     f'api_key = "{key}"\n{extra.get(name, "")}\n' for name, url in urls.items())

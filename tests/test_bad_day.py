@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from openai_server import chat_server
+from openai_server import chat_server, named_models
 from pytest_llmswap import cli
 from pytest_llmswap.models.litellm_backend import retry_after_s
 from test_errors import error_line
@@ -24,18 +24,8 @@ from test_faults import FAST, answer, goldens, one_failure_line, write_suite
 
 def statistical_suite(pytester: pytest.Pytester, url: str) -> None:
     """Four cases; the contract bounds regressions only (the documented ``min_pass_rate=0`` form)."""
-    pytester.makefile(".toml", pyproject=f"""
-[tool.llmswap]
-semantic = false
-[tool.llmswap.models.prod]
-model = "openai/prod-model"
-api_base = "{url}"
-api_key = "sk-test"
-[tool.llmswap.models.cand]
-model = "openai/cand-model"
-api_base = "{url}"
-api_key = "sk-test"
-""")
+    models = named_models({"prod": url, "cand": url})
+    pytester.makefile(".toml", pyproject="[tool.llmswap]\nsemantic = false\n" + models)
     pytester.makepyfile(test_qa="""
 from pytest_llmswap import llm_contract
 

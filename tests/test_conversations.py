@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from openai_server import chat_server
+from openai_server import chat_server, named_models
 
 HISTORY = [{"role": "user", "content": "My invoice is wrong."},
            {"role": "assistant", "content": "Which invoice number?"}]
@@ -50,17 +50,7 @@ def test_three_turn_history_records_replays_and_goes_stale_when_a_turn_changes(p
 
 def test_every_turn_reaches_an_openai_compatible_server_in_order(pytester, litellm_loaded):
     with chat_server(lambda prompt: f"ok: {prompt}") as prod, chat_server(lambda prompt: "sure") as cand:
-        write(pytester, CASES, pyproject=f"""
-[tool.llmswap.models.prod]
-model = "openai/prod-model"
-api_base = "{prod.url}"
-api_key = "sk-test"
-
-[tool.llmswap.models.cand]
-model = "openai/cand-model"
-api_base = "{cand.url}"
-api_key = "sk-test"
-""")
+        write(pytester, CASES, pyproject=named_models({"prod": prod.url, "cand": cand.url}))
         pytester.runpytest("--incumbent-model", "prod", "--llmswap-record", "new").assert_outcomes(passed=2)
         pytester.runpytest("--candidate-model", "cand").assert_outcomes(passed=2)
     for server in (prod, cand):

@@ -4,32 +4,14 @@ import json
 
 import pytest
 
-from openai_server import chat_server
+from openai_server import chat_server, named_models
 from test_litellm_http import CASES, sloppy_triage, triage
 
 
 def write_suite(pytester: pytest.Pytester, prod_url: str, twin_url: str, sloppy_url: str,
                 prod_extra: str = "") -> None:
-    pytester.makefile(".toml", pyproject=f"""
-[tool.llmswap]
-semantic = false
-
-[tool.llmswap.models.prod]
-model = "openai/prod-model"
-api_base = "{prod_url}"
-api_key = "sk-prod"
-{prod_extra}
-
-[tool.llmswap.models.twin]
-model = "openai/twin-model"
-api_base = "{twin_url}"
-api_key = "sk-twin"
-
-[tool.llmswap.models.sloppy]
-model = "openai/sloppy-model"
-api_base = "{sloppy_url}"
-api_key = "sk-sloppy"
-""")
+    models = named_models({"prod": prod_url, "twin": twin_url, "sloppy": sloppy_url}, extra={"prod": prod_extra})
+    pytester.makefile(".toml", pyproject="[tool.llmswap]\nsemantic = false\n\n" + models)
     pytester.makepyfile(test_triage=f"""
 from pytest_llmswap import llm_contract
 
