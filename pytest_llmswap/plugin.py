@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 
 from .contract.decorator import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
 from .run.heap import freeze_loaded_heap
-from .report.terminal import junit_properties
+from .report.terminal import FAILED_LISTED, ItemRun, failed_items_lines, junit_properties
 from .rootdir import restore_rootdir
 from .run import execute, finish, plan
 from .run.judge import Judge
@@ -26,6 +29,7 @@ from .types import Response
 STATE = pytest.StashKey[RunState]()
 JUDGE = pytest.StashKey[Judge]()
 END = pytest.StashKey[finish.RunEnd]()
+FAILED_REPORTS = pytest.StashKey[list[Any]]()  # pytest's own list, while ours is shown
 WORKER_RESULTS = "llmswap_results"
 
 
@@ -267,6 +271,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state is None:
         return
     end = config.stash.get(END, None)
+    _summarise_failed_items(terminalreporter, config, end)
     warnings = state.answers.warnings + (end.warnings if end else [])
     lines = ([f"ERROR {e}" for e in (end.errors if end else [])] + [f"WARNING {w}" for w in warnings]
              + ([f"pruned {end.pruned} unused golden(s)"] if end and end.pruned else [])
@@ -275,6 +280,60 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_sep("=", "llmswap")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_restore(terminalreporter: Any) -> Any:
+    """Around pytest's own summary: the failed reports left out of its short test summary come back before it
+    counts them in its last line ("476 failed, ...")."""
+    try:
+        return (yield)
+    finally:
+        kept = terminalreporter.config.stash.get(FAILED_REPORTS, None)
+        if kept is not None:
+            terminalreporter.stats["failed"] = kept
+
+
+def _summarise_failed_items(terminalreporter: Any, config: pytest.Config, end: finish.RunEnd | None) -> None:
+    """A large run's failed contract items: one line per model (and contract) instead of one ``FAILED`` line each.
+
+    Only when the user did not choose what the short test summary shows (``-r``) and more than
+    ``FAILED_LISTED`` contract items failed: pytest then lists the other failures alone, and ``-rf`` (or
+    ``-ra``, ``-rA``) brings every line back.
+    """
+    failed = terminalreporter.stats.get("failed", [])
+    if terminalreporter.no_summary or "f" not in terminalreporter.reportchars or _report_chars_chosen(config):
+        return
+    runs = [run for reports in terminalreporter.stats.values() for r in reports if (run := _item_run(r)) is not None]
+    hidden = [r for r in failed if _item_run(r) is not None]
+    if len(hidden) <= FAILED_LISTED:
+        return
+    config.stash[FAILED_REPORTS] = failed
+    terminalreporter.stats["failed"] = [r for r in failed if _item_run(r) is None]
+    results = end.report.results if end and end.report else None
+    terminalreporter.write_sep("=", "llmswap failed items")
+    for line in failed_items_lines(runs, results, len(hidden)):
+        terminalreporter.write_line(line)
+
+
+def _report_chars_chosen(config: pytest.Config) -> bool:
+    """Whether the user chose the short test summary's content: ``-r`` given (even as pytest's default ``fE``)
+    on the command line, in ``PYTEST_ADDOPTS`` or in ``addopts``."""
+    if config.option.reportchars != "fE":  # pytest's default
+        return True
+    args = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+            *config.getini("addopts")]
+    return any(isinstance(a, str) and re.match(r"-[vqslx]*r|--report-chars", a) for a in args)
+
+
+def _item_run(report: Any) -> ItemRun | None:
+    """A contract item's call report as an :class:`ItemRun` (its ``llmswap_model`` property, also on xdist)."""
+    if getattr(report, "when", None) != "call":
+        return None
+    model = next((v for k, v in getattr(report, "user_properties", ()) if k == "llmswap_model"), None)
+    if model is None:
+        return None
+    return ItemRun(str(model), report.nodeid.split("[", 1)[0], report.failed)
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

@@ -68,6 +68,83 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) 
             f"break-even {months(sw)}"]
 
 
+#: Failed contract items that pytest's short test summary lists one by one when the user did not ask for it
+#: with ``-r``; more fail (a large run) and they are summarised per model and contract (:func:`failed_items_lines`).
+FAILED_LISTED = 10
+
+
+@dataclass(frozen=True)
+class ItemRun:
+    """One contract item as pytest reported it: its model row (``incumbent`` for record and replay rows), its
+    contract (the node id without the parameters) and whether it failed."""
+
+    model: str
+    contract: str
+    failed: bool
+
+
+def failed_items_lines(items: list[ItemRun], results: RunResults | None, left_out: int) -> list[str]:
+    """Failed contract items per model: how many of its items failed and, per contract, why its cases did.
+
+    ``left_out`` is the number of ``FAILED`` lines taken out of pytest's short test summary; the last line says
+    how to get them back.
+    """
+    from ..verdict.figures import plural
+
+    order = ["incumbent"] + [m.name for m in results.candidates] if results else ["incumbent"]
+    models = sorted({i.model for i in items}, key=lambda m: (order.index(m) if m in order else len(order), m))
+    reasons = _failure_reasons(results)
+    lines = []
+    for model in models:
+        mine = [i for i in items if i.model == model]
+        failed = [i for i in mine if i.failed]
+        if not failed:
+            continue
+        contracts = sorted({i.contract for i in failed})
+        parts = []
+        for contract in contracts:
+            count = sum(i.contract == contract for i in failed)
+            counted = reasons.get((model, contract), {})
+            why = ", ".join(plural(n, word, _REASONS[word]) for word, n in counted.items())
+            total = sum(i.contract == contract for i in mine)
+            prefix = f"{contract}: {count:,} of {total:,}" if len(contracts) > 1 else contract
+            parts.append(f"{prefix}{': ' + why if why else ''}")
+        head = f"{model}: {len(failed):,} of {plural(len(mine), 'item')} failed"
+        if len(contracts) == 1:
+            lines.append(f"{head} ({parts[0]})")
+        else:
+            lines.append(head)
+            lines.extend(f"  {p}" for p in parts)
+    lines.append(f"{plural(left_out, 'FAILED line')} left out of the short test summary: pytest -rf lists each "
+                 "failed item; the HTML report and the JSON results hold every case")
+    return lines
+
+
+#: Why a case failed, in the terminal's words, singular and plural (in the order a reader should fix them).
+_REASONS = {"failed call": "failed calls", "failed check": "failed checks", "beyond tolerance": "beyond tolerance",
+            "not judged": "not judged"}
+
+
+def _failure_reasons(results: RunResults | None) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (model, contract), the failed cases counted by reason, in :data:`_REASONS` order (the statuses of
+    ``run/outcome.py``, a broken case among the failed checks)."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for case in results.cases if results else ():
+        if case.passed:
+            continue
+        if case.call_error:
+            why = "failed call"
+        elif case.failure:
+            why = "not judged"
+        elif case.candidate_passed is not False and case.exceeded:
+            why = "beyond tolerance"
+        else:
+            why = "failed check"
+        bucket = counts.setdefault((case.candidate or "incumbent", case.contract), dict.fromkeys(_REASONS, 0))
+        bucket[why] += 1
+    return {key: {w: n for w, n in bucket.items() if n} for key, bucket in counts.items()}
+
+
 def junit_properties(key: ItemKey, cases: list[CaseResult]) -> list[tuple[str, object]]:
     """What a junit XML consumer sees of an item (``record_property``): its model, flip and drift metrics.
 
