@@ -16,6 +16,10 @@ from . import view
 PAGE_ROWS = 100
 #: Characters of a case's variables that the search box can find.
 SEARCH_VARIABLES = 200
+#: Characters of a case's prompt (its rendered messages) that the search box can find.
+SEARCH_PROMPT = 300
+#: Characters of each tolerance line broken (``field 'category': golden "bug", candidate "billing"``) it can find.
+SEARCH_EXCEEDED = 200
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,14 @@ def _cell(case: CaseResult, anchor: str | None) -> Cell:
 
 
 def _search_text(contract: str, case_id: str, cases: list[CaseResult | None], cells: tuple[Cell | None, ...]) -> str:
+    """What the search box finds in a row: contract, case, variables, prompt, and per candidate its outcome, the
+    metrics and tolerance lines it broke, and its check, call or error message."""
     first = next(c for c in cases if c is not None)
     variables = json.dumps(first.variables, ensure_ascii=False, default=str)[:SEARCH_VARIABLES]
-    words = [contract, case_id, variables] + [f"{c.outcome} {' '.join(c.exceeded)} {c.message}"
-                                              for c in cells if c is not None]
+    words = [contract, case_id, variables, view.strip_paths(first.prompt)[:SEARCH_PROMPT]]
+    for case, cell in zip(cases, cells):
+        if case is None or cell is None:
+            continue
+        words.append(f"{cell.outcome} {' '.join(cell.exceeded)} {cell.message}")
+        words.extend(view.strip_paths(line)[:SEARCH_EXCEEDED] for line in case.exceeded)
     return " ".join(" ".join(words).split()).lower()
