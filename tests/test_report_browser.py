@@ -211,3 +211,45 @@ def test_ten_thousand_rows_stay_usable(browser, big_report):
     browser.find_element(By.ID, "f-next").click()
     assert "page 2 of" in browser.find_element(By.ID, "f-status").text or len(rows) < 100
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+@pytest.fixture(scope="module")
+def wide_report(tmp_path_factory) -> Path:
+    """A report whose cases carry every metric a run can show (local-model kl and top-1, style, tokens, fields, a
+    deepeval score), long unbroken outputs and a fields tolerance on "category" (issue 20.8)."""
+    from test_reading_html import category_drift
+
+    results = category_drift()
+    for i, case in enumerate(results.cases):
+        case.metrics.update({"fields": 0.5, "style": 0.12, "kl": 0.0312, "top1": 0.97, "deepeval:Answer Relevancy": 0.8})
+        if i % 9 == 0 and case.output is not None:
+            case.output["text"] = "x" * 300 + " " + case.output["text"]
+    return write_html(results, tmp_path_factory.mktemp("browser-wide") / "report.html")
+
+
+def test_search_finds_tolerance_lines_and_prompts_in_the_browser(browser, wide_report):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(browser, wide_report)
+    _search(browser, "category")
+    rows = _visible_rows(browser)
+    assert len(rows) == 7 and "7 matching" in browser.find_element("id", "f-status").text
+    _search(browser, "classify the ticket")  # the prompt, which no other text holds
+    WebDriverWait(browser, 5).until(lambda d: "40 matching" in d.find_element("id", "f-status").text)
+
+
+def test_every_part_fits_400_px_with_every_detail_open(browser, wide_report):
+    _open(browser, wide_report, width=400)
+    browser.execute_script("document.querySelectorAll('details').forEach(d => { d.open = true; });")
+    widths = browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    # what is wider than the page sits in a box of its own that scrolls (tables, charts), never the page
+    wide = browser.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "return Array.from(document.querySelectorAll('body *')).filter(e => {"
+        "  const r = e.getBoundingClientRect(); if (r.right <= w + 0.5) return false;"
+        "  for (let p = e.parentElement; p; p = p.parentElement) {"
+        "    const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return false; }"
+        "  return true; }).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+        ".slice(0, 10)")
+    _save_artifact(browser, wide_report.with_name("report-400px-open.png"))
+    assert widths[0] <= widths[1] and wide == [], (widths, wide)
