@@ -15,6 +15,7 @@ import importlib.machinery
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,6 +57,15 @@ _scan: _Scan | None = None
 _installed_over: _Listing = _listing  # the listing the active patches were applied to
 # Modules that hold the originals on purpose: litellm calls its own completion, the SDK its own create.
 _OWN = ("litellm", "openai", "pytest_llmswap.intercept")
+#: What pydantic says about litellm's own types to every application that calls litellm, nothing about the suite:
+#: its notes on litellm's ``ReadOnly`` TypedDicts (made when a call first needs them, in the test body that
+#: happens to make it) and its serializer warnings on litellm's responses. Ignored while an application runs
+#: under interception, by message and module: the suite's own warnings still show.
+LIBRARY_WARNINGS = (
+    (r"Items? .* on TypedDict class .* (is|are) using the `ReadOnly` qualifier", r"pydantic\."),
+    (r"Pydantic serializer warnings", r"pydantic\."),
+)
+_quiet: list[warnings.catch_warnings] = []  # the filters of the active block, restored as it ends
 
 
 class Session:
@@ -427,6 +437,11 @@ _hook = _PatchOnImport()
 
 
 def _install() -> None:
+    quiet = warnings.catch_warnings()
+    quiet.__enter__()
+    _quiet.append(quiet)
+    for message, module in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning, module=module)
     for name, patch in _PATCHERS.items():
         if sys.modules.get(name) is not None:
             patch(sys.modules[name])
@@ -448,6 +463,8 @@ def _uninstall() -> None:
                         setattr(module, name, _wrappers[id(value)][1])
     _patched.clear()
     _wrappers.clear()
+    while _quiet:
+        _quiet.pop().__exit__(None, None, None)
 
 
 def is_patched() -> bool:
