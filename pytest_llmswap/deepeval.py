@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 
 def _measure(metric: BaseMetric, test_case: LLMTestCase) -> None:
+    __tracebackhide__ = True  # a metric that raises shows its own frames, not ours
     # deepeval's own metrics draw a progress spinner unless told not to; custom metrics may not take the flag.
     params = inspect.signature(metric.measure).parameters
     if "_show_indicator" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -71,6 +72,7 @@ def evaluate_metrics(metrics: Sequence[BaseMetric], *, input: str, actual_output
     A metric that raises (a missing parameter, an LLM judge without an API key) propagates its error.
     Two metrics with one name are told apart as ``name``, ``name #2``, ...
     """
+    __tracebackhide__ = True
     test_case = LLMTestCase(input=input, actual_output=actual_output, expected_output=expected_output)
     results: dict[str, dict[str, Any]] = {}
     for metric in metrics:

@@ -20,6 +20,7 @@ def make_check(contract: ResolvedContract, prompt: str, fn: Callable[..., Any], 
     """
 
     def check(output: Response, golden: Response) -> CheckOutcome:
+        __tracebackhide__ = True  # a failure shows the user's frame (or a metric's), not this one
         call = dict(kwargs)
         if "output" in call:
             call["output"] = output
@@ -39,9 +40,33 @@ def make_check(contract: ResolvedContract, prompt: str, fn: Callable[..., Any], 
     return check
 
 
+class DeepevalCheckFailed(pytest.fail.Exception):
+    """deepeval metrics that did not pass, in one line: pytest shows the line alone (``pytest.fail(...,
+    pytrace=False)``), not the plugin's frames. The line is ``args[0]``, so a caller may reword it (judging K
+    samples prefixes ``sample 2 of 3: ``). It prints as pytest's own ``Failed`` does (pytest's trick: a class
+    that says it lives in ``builtins`` prints without its module), so the short test summary reads
+    ``FAILED ...::test_x[case-model] - Failed: deepeval check failed: ...``."""
+
+    __module__ = "builtins"
+    __qualname__ = "Failed"
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg, pytrace=False)
+
+    @property  # type: ignore[override]
+    def msg(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @msg.setter
+    def msg(self, value: str | None) -> None:
+        self.args = (value,)
+
+
 def deepeval_checks(contract: ResolvedContract, prompt: str, output: Response, golden: Response | None,
                     scores: dict[str, float | None]) -> None:
-    """Run the contract's deepeval metrics on one output; raise AssertionError naming those that fail."""
+    """Run the contract's deepeval metrics on one output; raise :class:`DeepevalCheckFailed` naming those that
+    fail (a metric that raises, such as an LLM judge without its key, propagates its own error)."""
+    __tracebackhide__ = True
     from ..deepeval import evaluate_metrics  # the optional extra, imported only by contracts that use it
 
     outcome = evaluate_metrics(list(contract.contract.checks), input=prompt, actual_output=output.text,
@@ -52,7 +77,7 @@ def deepeval_checks(contract: ResolvedContract, prompt: str, output: Response, g
         if not result["passed"]:
             failed.append(f"{name} scored {result['score']}" + (f" ({result['reason']})" if result["reason"] else ""))
     if failed:
-        raise AssertionError("deepeval check failed: " + "; ".join(failed))
+        raise DeepevalCheckFailed("deepeval check failed: " + "; ".join(failed))
 
 
 def describe(exc: BaseException) -> str:
