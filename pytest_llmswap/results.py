@@ -59,6 +59,7 @@ class ModelInfo:
     calibrated_on: str = ""
     calibrated_at: str = ""
     throughput_rounds_tok_s: list[float] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)  # adapted prompts: contract -> template, as configured
 
     def monthly_range(self, monthly_usd: float | None) -> tuple[float, float] | None:
         """The monthly cost at the fastest and at the slowest calibration round (a GPU-hour cost is inversely
@@ -67,6 +68,26 @@ class ModelInfo:
             return None
         return (monthly_usd * self.throughput_tok_s / max(self.throughput_rounds_tok_s),
                 monthly_usd * self.throughput_tok_s / min(self.throughput_rounds_tok_s))
+
+
+@dataclass
+class Unadapted:
+    """A candidate's answer to the incumbent's own prompt where the candidate has an adapted prompt for the
+    contract, judged against the same goldens as the row (docs/cost.md, "Measured rework")."""
+
+    prompt: str
+    output: dict[str, Any] | None = None
+    candidate_passed: bool | None = None
+    check_message: str | None = None
+    flip: str | None = None
+    exceeded: list[str] = field(default_factory=list)
+    exceeded_metrics: list[str] = field(default_factory=list)
+    call_error: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """Answered, its checks pass and within tolerance."""
+        return bool(self.candidate_passed) and not self.exceeded and not self.call_error
 
 
 @dataclass
@@ -107,6 +128,8 @@ class CaseResult:
     # incumbent (from the golden, on every row that has one).
     invariance: list[dict[str, Any]] = field(default_factory=list)
     golden_invariance: list[dict[str, Any]] = field(default_factory=list)
+    # The candidate on the incumbent's prompt, when this row asked it an adapted prompt (``prompt`` is then that).
+    unadapted: Unadapted | None = None
 
     @property
     def held(self) -> bool:

@@ -247,6 +247,10 @@ class ModelSpec:
     options: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, Any], ...] = ()
     prices: Prices | None = None
+    #: adapted prompts: ``(contract, template file)`` pairs, the contract by its id or name (docs/cost.md,
+    #: "Measured rework"); they shape requests, not the model's identity
+    prompts: tuple[tuple[str, str], ...] = ()
+    revision: str = ""  # the weights behind ``target`` where the backend can name them (a local checkpoint's digest)
 
     @property
     def option_dict(self) -> dict[str, str]:
@@ -259,8 +263,8 @@ class ModelSpec:
     @property
     def identity(self) -> str:
         """What decides the model's answers: used in cache keys (never includes credentials)."""
-        return json.dumps([self.kind, self.target, list(self.options), public_params(self.param_dict)],
-                          sort_keys=True, default=str)
+        ident = [self.kind, self.target, list(self.options), public_params(self.param_dict)]
+        return json.dumps(ident + [self.revision] if self.revision else ident, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def test_switching_cost_of_a_cheaper_candidate_to_the_cent(run):
         "calls_per_month": 100_000, "incumbent_cost_per_call": pytest.approx(0.003),
         "candidate_cost_per_call": pytest.approx(0.0008), "incumbent_monthly_usd": pytest.approx(300.0),
         "candidate_monthly_usd": pytest.approx(80.0), "regressions": 0, "exceeded": 0, "needs_rework": False,
-        "rework_usd": 0.0}
+        "rework_usd": 0.0, "adapted": False}
     assert s.contracts["C"].incumbent_monthly_usd is None and s.unpriced_contracts == ()
 
 

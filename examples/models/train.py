@@ -146,7 +146,8 @@ def encode(tok: PreTrainedTokenizerFast, messages: list[dict], answer: str | Non
 
 
 def collate(batch: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded inputs, attention mask and labels that score the answer tokens only."""
+    """Right-padded inputs, attention mask and labels that score the answer tokens only (rows are
+    ``(ids, prompt length)``)."""
     width = max(len(ids) for ids, _ in batch)
     inputs = torch.full((len(batch), width), pad_id)
     labels = torch.full((len(batch), width), -100)
@@ -207,15 +208,15 @@ def tiny_llama(tok, hidden: int, intermediate: int, layers: int) -> LlamaForCaus
 
 
 def fit(model: LlamaForCausalLM, data, steps: int, lr: float, seed: int, loss_fn, name: str, log) -> LlamaForCausalLM:
-    """AdamW with the warm-up/cosine schedule on batches of 32; ``loss_fn(model, batch)`` returns
-    ``(loss, message)``, the message logged every 100 steps."""
+    """AdamW with the warm-up/cosine schedule on batches of 32 rows of ``data``; ``loss_fn(model, rows)``
+    returns ``(loss, message)``, the message logged every 100 steps."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rng = random.Random(seed)
     model.train()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        loss, message = loss_fn(model, collate(rng.sample(data, 32), model.config.pad_token_id))
+        loss, message = loss_fn(model, rng.sample(data, 32))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -230,8 +231,8 @@ def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
     model = tiny_llama(tok, hidden=64, intermediate=128, layers=2)
     log(f"teacher: {sum(p.numel() for p in model.parameters()):,} parameters, vocab {len(tok)}")
 
-    def loss_fn(model, batch):
-        inputs, mask, labels = batch
+    def loss_fn(model, rows):
+        inputs, mask, labels = collate(rows, model.config.pad_token_id)
         loss = model(input_ids=inputs, attention_mask=mask, labels=labels).loss
         return loss, lambda: f"loss {loss.item():.4f}"
 
@@ -239,16 +240,21 @@ def train_teacher(tok, data, steps: int, log) -> LlamaForCausalLM:
 
 
 def distil_student(tok, teacher, data, steps: int, log) -> LlamaForCausalLM:
-    """CE on the teacher's greedy answers plus KL to the teacher's distribution at the answer positions."""
+    """CE on the teacher's greedy answers plus KL to the teacher's distribution at the answer positions.
+
+    ``data`` rows are ``(student input, teacher input)``, each ``(ids, prompt length)``: the two prompts are
+    the same tokens in another order, so the answer positions line up and the teacher is read on its own prompt.
+    """
     torch.manual_seed(SEED + 1)
     model = tiny_llama(tok, hidden=48, intermediate=96, layers=1)
     log(f"student: {sum(p.numel() for p in model.parameters()):,} parameters")
 
-    def loss_fn(model, batch):
-        inputs, mask, labels = batch
+    def loss_fn(model, rows):
+        inputs, mask, labels = collate([s for s, _ in rows], model.config.pad_token_id)
+        t_inputs, t_mask, _ = collate([t for _, t in rows], model.config.pad_token_id)
         out = model(input_ids=inputs, attention_mask=mask, labels=labels)
         with torch.no_grad():
-            t_logits = teacher(input_ids=inputs, attention_mask=mask).logits
+            t_logits = teacher(input_ids=t_inputs, attention_mask=t_mask).logits
         # Position i predicts token i+1: the answer positions are those whose next-token label is set.
         scored = labels[:, 1:] != -100
         s_logp = F.log_softmax(out.logits[:, :-1][scored], dim=-1)
@@ -293,6 +299,10 @@ def main() -> None:
     parser.add_argument("--teacher-steps", type=int, default=4000)
     parser.add_argument("--student-steps", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--own-share", type=float, default=0.95,
+                        help="share of the student's distillation tickets asked in its own prompt format")
+    parser.add_argument("--student-only", action="store_true",
+                        help="distil the student from the teacher saved in --out instead of training both")
     parser.add_argument("--no-variants", action="store_true", help="skip the bf16/fp16/int8 comparison")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; one is nearly as fast for a model this small and shares the machine")
@@ -306,6 +316,7 @@ def main() -> None:
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     template = env.from_string((EXAMPLES / "prompts" / "triage.j2").read_text())
+    own = env.from_string((EXAMPLES / "prompts" / "triage.student.j2").read_text())
 
     rng = random.Random(SEED)
     train = [make_ticket(rng, ambiguous=rng.random() < 0.2) for _ in range(6000)]
@@ -323,10 +334,13 @@ def main() -> None:
     corpus = [template.render(ticket=t["ticket"]) + answer_text(t["label"]) for t in train + held_ordinary
               + held_ambiguous]
     corpus += [" ".join(p for group in PHRASES.values() for p in group), "null"]
-    tok = build_tokenizer(corpus)
+    tok = (PreTrainedTokenizerFast.from_pretrained(args.out / "teacher") if args.student_only
+           else build_tokenizer(corpus))
     chat_probe = tok.apply_chat_template(render_prompt(template, train[0]["ticket"]), add_generation_prompt=True,
                                          tokenize=False)
-    for text in [chat_probe, *corpus[:200]]:
+    own_probe = tok.apply_chat_template(render_prompt(own, train[0]["ticket"]), add_generation_prompt=True,
+                                        tokenize=False)
+    for text in [chat_probe, own_probe, *corpus[:200]]:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.unk_token_id not in ids, text
         assert tok.decode(ids, skip_special_tokens=False) == text, f"tokenizer does not round-trip: {text!r}"
@@ -334,25 +348,36 @@ def main() -> None:
     data = [encode(tok, render_prompt(template, t["ticket"]), answer_text(t["label"])) for t in train]
     log(f"{len(data)} training tickets, longest {max(len(d[0]) for d in data)} tokens")
 
-    teacher = train_teacher(tok, data, args.teacher_steps, log)
+    if args.student_only:
+        teacher = LlamaForCausalLM.from_pretrained(args.out / "teacher", local_files_only=True).eval()
+        log(f"teacher loaded from {args.out / 'teacher'}")
+    else:
+        teacher = train_teacher(tok, data, args.teacher_steps, log)
     ord_msgs = [render_prompt(template, t["ticket"]) for t in held_ordinary]
     amb_msgs = [render_prompt(template, t["ticket"]) for t in held_ambiguous]
     t_ord, t_amb = generate(teacher, tok, ord_msgs), generate(teacher, tok, amb_msgs)
     log(f"teacher held-out accuracy: ordinary {score(t_ord, held_ordinary):.1%}, "
         f"ambiguous (either category) {score(t_amb, held_ambiguous):.1%}")
 
-    # The student learns from the teacher's own greedy answers on fresh tickets, not from the labels.
+    # The student learns from the teacher's own greedy answers on fresh tickets, not from the labels, and mostly
+    # in its own prompt format (the ticket first): asked in the teacher's format it is less sure, as a distilled
+    # model tuned to its own prompt is. The example contract measures what its adapted prompt wins back.
     distil_rng = random.Random(SEED + 200)
     distil_tickets = [make_ticket(distil_rng, ambiguous=distil_rng.random() < 0.3) for _ in range(3000)]
     distil_msgs = [render_prompt(template, t["ticket"]) for t in distil_tickets]
     teacher_answers = generate(teacher, tok, distil_msgs)
     log("teacher answered the distillation tickets")
-    distil_data = [encode(tok, m, a) for m, a in zip(distil_msgs, teacher_answers)]
+    own_rng = random.Random(SEED + 300)
+    distil_data = [(encode(tok, render_prompt(own, t["ticket"]) if own_rng.random() < args.own_share else m, a),
+                    encode(tok, m, a)) for t, m, a in zip(distil_tickets, distil_msgs, teacher_answers)]
     student = distil_student(tok, teacher, distil_data, args.student_steps, log)
     s_ord, s_amb = generate(student, tok, ord_msgs), generate(student, tok, amb_msgs)
+    own_ord = generate(student, tok, [render_prompt(own, t["ticket"]) for t in held_ordinary])
+    own_amb = generate(student, tok, [render_prompt(own, t["ticket"]) for t in held_ambiguous])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    save(teacher, tok, args.out / "teacher")
+    if not args.student_only:
+        save(teacher, tok, args.out / "teacher")
     save(student, tok, args.out / "student")
 
     cases = []
@@ -371,6 +396,9 @@ def main() -> None:
         "student_accuracy_ordinary": score(s_ord, held_ordinary),
         "student_agreement_ordinary": agreement(s_ord, t_ord),
         "student_agreement_ambiguous": agreement(s_amb, t_amb),
+        "student_own_prompt_accuracy_ordinary": score(own_ord, held_ordinary),
+        "student_own_prompt_agreement_ordinary": agreement(own_ord, t_ord),
+        "student_own_prompt_agreement_ambiguous": agreement(own_amb, t_amb),
     }
     if not args.no_variants:
         for name, share in variant_changes(args.out / "teacher", tok, ord_msgs, t_ord).items():

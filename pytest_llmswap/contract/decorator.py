@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ CONTRACT_ATTR = "__llmswap_contract__"
 ITEM_FIXTURE = "_llmswap_item"
 OUTPUT_FORMATS = ("text", "json")
 F = TypeVar("F", bound=Callable[..., Any])
+_C = TypeVar("_C", "Case", "Variant")
 
 
 class ContractError(ValueError):
@@ -232,6 +234,32 @@ def resolve(contract: Contract, test_path: Path, qualname: str, nodeid: str) -> 
     except (prompts.PromptError, InvarianceError) as exc:
         raise ContractError(str(exc)) from None
     return ResolvedContract(contract, nodeid, contract.id or qualname, test_path, tuple(rendered))
+
+
+def adapt(resolved: ResolvedContract, template: str) -> ResolvedContract:
+    """``resolved`` with its prompt replaced by ``template`` (a file, or inline), every case and perturbed input
+    rendered again: what a candidate with an adapted prompt is asked (docs/cost.md, "Measured rework")."""
+    contract = resolved.contract
+    if contract.prompt is None:
+        kind = "application calls" if contract.app else "messages=[...]"
+        raise ContractError(f"{resolved.nodeid}: an adapted prompt replaces a contract's prompt=, and this contract "
+                            f"has {kind}; remove it from the model's prompts table")
+    adapted = dataclasses.replace(contract, prompt=template)
+    try:
+        parts = conversation.compile_parts(_turns(adapted), resolved.module_path.parent)
+        cases = []
+        for case in resolved.cases:
+            messages = conversation.render(parts, case.variables, case.id)
+            variants = tuple(_rendered(v, conversation.render(parts, v.variables, case.id), contract.params)
+                             for v in case.variants)
+            cases.append(dataclasses.replace(_rendered(case, messages, contract.params), variants=variants))
+    except prompts.PromptError as exc:
+        raise ContractError(str(exc)) from None
+    return dataclasses.replace(resolved, contract=adapted, cases=tuple(cases))
+
+
+def _rendered(value: _C, messages: list[tuple[str, str]], params: dict[str, Any]) -> _C:
+    return dataclasses.replace(value, messages=tuple(messages), prompt_hash=prompts.prompt_hash(messages, params))
 
 
 def _turns(contract: Contract) -> tuple[dict[str, str] | str, ...]:

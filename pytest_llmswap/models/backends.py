@@ -43,6 +43,8 @@ class BackendKind:
     time on ``device=cpu``, calibrated per weights and hardware). ``tool_calls``: it answers an application's
     calls with tools and response formats (else as text). ``logits``: it gives teacher-forced log-probs, so the
     ``kl`` and ``top1`` metrics. ``deployments``: several ``api_bases`` can be balanced by litellm's Router.
+    ``revision`` names the weights behind a target (a local checkpoint's digest): part of the spec's identity, so
+    a model retrained in the same folder is never answered from an earlier run's stored responses.
     """
 
     kind: str
@@ -56,6 +58,7 @@ class BackendKind:
     tool_calls: bool = False
     logits: bool = False
     deployments: bool = False
+    revision: Callable[[str], str] = lambda target: ""
 
 
 _REGISTERED: dict[str, BackendKind] = {}
@@ -98,7 +101,8 @@ def parse(text: str, name: str, base: Path | None) -> ModelSpec | None:
         parsed = backend.parse(text, base)
         if parsed is not None:
             target, options = parsed
-            return ModelSpec(name=name, kind=backend.kind, target=target, options=tuple(sorted(options.items())))
+            return ModelSpec(name=name, kind=backend.kind, target=target, options=tuple(sorted(options.items())),
+                             revision=backend.revision(target))
     return None
 
 
@@ -134,6 +138,13 @@ def _parse_hf(text: str, base: Path | None) -> Parsed | None:
     except ValueError as exc:
         raise ValueError(f"model spec {text!r}: {exc}") from None
     return path, canonical_options(path, options)
+
+
+def _hf_revision(target: str) -> str:
+    from .hf import weights_digest  # no torch, no transformers
+
+    folder = Path(target).expanduser()
+    return weights_digest(folder) if folder.is_dir() else ""
 
 
 def _check_hf_params(params: Mapping[str, Any]) -> None:
@@ -186,7 +197,7 @@ def _build_litellm(spec: ModelSpec, settings: ExecutionSettings) -> Backend:
 _BUILT_IN: tuple[BackendKind, ...] = (  # in the order they read a spec: provider/model would also read hf:org/x
     BackendKind("echo", "echo", lambda text, base: ("echo", {}) if text == "echo" else None, _build_echo),
     BackendKind("hf", "hf:PATH for a local transformers model", _parse_hf, _build_hf, check=_check_hf,
-                check_params=_check_hf_params, text=_hf_text, local=True, logits=True),
+                check_params=_check_hf_params, text=_hf_text, local=True, logits=True, revision=_hf_revision),
     BackendKind("litellm", "provider/model for an API model through litellm (e.g. openai/gpt-4o-mini)",
                 _parse_litellm, _build_litellm, check=_check_litellm, tool_calls=True, deployments=True),
 )

@@ -40,10 +40,12 @@ def parse_spec(text: str, models: dict[str, dict[str, Any]], base: Path | None =
         entry = dict(models[spec])
         inner = _parse_plain(str(entry.pop("model")), label or spec, base)
         prices = {k: _price(spec, k, entry.pop(k)) for k in PRICE_KEYS if k in entry}
+        prompts = _prompts(spec, entry.pop("prompts", {}), base)
         if any(k in entry for k in ROUTER_KEYS):
             entry.update(_deployments(spec, inner.kind, entry))
         return ModelSpec(name=inner.name, kind=inner.kind, target=inner.target, options=inner.options,
-                         params=tuple(sorted(entry.items())), prices=Prices(**prices) if prices else None)
+                         params=tuple(sorted(entry.items())), prices=Prices(**prices) if prices else None,
+                         prompts=prompts, revision=inner.revision)
     try:
         return _parse_plain(spec, label or spec, base)
     except SpecError as exc:
@@ -56,6 +58,23 @@ def _price(name: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise SpecError(f"[tool.llmswap.models.{name}]: {key} = {value!r}: must be a number of USD, 0 or more")
     return float(value)
+
+
+def _prompts(name: str, value: Any, base: Path | None) -> tuple[tuple[str, str], ...]:
+    """A named model's adapted prompts: contract name -> template file (relative to the rootdir), each file there."""
+    where = f"[tool.llmswap.models.{name}]"
+    example = 'prompts = {test_triage = "prompts/triage.student.j2"}'
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                              for k, v in value.items()):
+        raise SpecError(f"{where}: prompts must be a table of contract name = template file, e.g. {example}")
+    found = []
+    for contract, template in sorted(value.items()):
+        path = Path(template) if base is None else base / template
+        if not path.is_file():
+            raise SpecError(f"{where}: prompts.{contract}: template file not found: {path} (paths are relative to "
+                            "the rootdir, whose pyproject.toml configures the model)")
+        found.append((contract, str(path.resolve())))
+    return tuple(found)
 
 
 def _deployments(name: str, kind: str, entry: dict[str, Any]) -> dict[str, Any]:

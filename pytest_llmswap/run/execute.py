@@ -13,6 +13,8 @@ from .prepare import counting, logit_drifts, semantic_available, semantic_scorer
 from .progress import Progress
 from ..types import ModelCallError, Request, Response
 from .plan import semantic_required
+from ..golden import GoldenCase
+from .keys import ItemKey
 from .state import Answers, Plan, RunState
 
 
@@ -30,6 +32,7 @@ def execute(state: RunState, plan: Plan, progress: Progress | None = None, *,
     candidates = [r for k, reqs in plan.requests.items() if k.model is not None for r in reqs]
     for key, pairs in plan.perturbed.items():
         (recording if key.model is None else candidates).extend(r for _, r in pairs)
+    candidates.extend(plan.unadapted.values())
     if not recording and not candidates:
         return Answers()
     executor = state.executor
@@ -74,14 +77,22 @@ def _prepare(state: RunState, plan: Plan, responses: dict[str, Response | ModelC
     store = ThroughputStore(options.cache_dir) if options.cache_dir else None
     throughput, warnings = throughputs(state.executor, incumbent, specs, requests, responses,
                                        store=store, recalibrate=options.recalibrate, say=say)
-    answered = [(key, state.golden(key, plan, responses), responses.get(reqs[0].key))
-                for key, reqs in plan.requests.items() if key.model is not None]
-    answered = [(k, g, a) for k, g, a in answered if g is not None and isinstance(a, Response)]
-    local = [(k, state.candidate(k.model), state.contract_case(k)[1].messages, g.responses[0])
-             for k, g, _ in answered if kind_of(state.candidate(k.model)).logits]  # type: ignore[arg-type]
+    judged = _answered(state, plan, responses,
+                       [(key, reqs[0]) for key, reqs in plan.requests.items() if key.model is not None])
+    # Teacher-forced drift scores the answer the item is judged on (asked with an adapted prompt, if any).
+    local = [(k, state.candidate(k.model), r.messages, g.responses[0])  # type: ignore[arg-type]
+             for k, r, g, _ in judged if kind_of(state.candidate(k.model)).logits]  # type: ignore[arg-type]
     logits = logit_drifts(state.executor, local, options.cache_dir) if local else {}
+    answered = judged + _answered(state, plan, responses, list(plan.unadapted.items()))
     semantic = None
     if answered and _semantic_wanted(state):
         semantic = semantic_scorer(options.settings, options.cache_dir,
-                                   [([str(s["text"]) for s in g.samples], a.text) for _, g, a in answered])
+                                   [([str(s["text"]) for s in g.samples], a.text) for _, _, g, a in answered])
     return Answers(responses, throughput, logits, semantic, warnings)  # type: ignore[arg-type]
+
+
+def _answered(state: RunState, plan: Plan, responses: dict[str, Response | ModelCallError],
+              asked: list[tuple[ItemKey, Request]]) -> list[tuple[ItemKey, Request, GoldenCase, Response]]:
+    """The candidate requests that were answered and have a golden, with both."""
+    found = [(key, request, state.golden(key, plan, responses), responses.get(request.key)) for key, request in asked]
+    return [(k, r, g, a) for k, r, g, a in found if g is not None and isinstance(a, Response)]

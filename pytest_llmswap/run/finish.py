@@ -166,7 +166,16 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
                      prices=prices, throughput_tok_s=throughput, cost_basis=basis,
                      calibrated_on=calibration.hardware if calibration else "",
                      calibrated_at=calibration.measured_at if calibration else "",
-                     throughput_rounds_tok_s=list(calibration.rounds_tok_s) if calibration else [])
+                     throughput_rounds_tok_s=list(calibration.rounds_tok_s) if calibration else [],
+                     prompts={c: _shown_path(t, state.options.root) for c, t in spec.prompts} if candidate else {})
+
+
+def _shown_path(path: str, root: Path | None) -> str:
+    """``path`` relative to the rootdir when it is under it (reports travel; absolute paths say nothing there)."""
+    try:
+        return Path(path).relative_to(root).as_posix() if root else path
+    except ValueError:
+        return path
 
 
 def _recorder(state: RunState) -> ModelSpec | None:

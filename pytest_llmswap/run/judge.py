@@ -15,13 +15,13 @@ from ..intercept import appcalls
 
 from ..contract import invariance
 from ..verdict.aggregate import statistical_verdict
-from ..contract.checks import describe, make_check
+from ..contract.checks import Check, describe, make_check
 from ..contract.decorator import Case, ResolvedContract
 from ..drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, judge_candidate
 from ..golden import GoldenCase
 from ..intercept import candidate_answer
-from ..results import CaseResult
-from ..types import ModelCallError, Response, public_params
+from ..results import CaseResult, Unadapted
+from ..types import ModelCallError, Request, Response, public_params
 from .keys import ALL_CASES, ItemKey
 from .outcome import CaseOutcome, ItemOutcome, Status
 from .state import RunState
@@ -124,6 +124,12 @@ class Judge:
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
         result.golden_passes = self._golden_passes[case_key]
+        unadapted = self.state.plan.unadapted.get(key) if self.state.plan else None
+        if unadapted is not None:  # measured rework: the same case asked with the incumbent's own prompt
+            result.unadapted = self._unadapted(contract, check, goldens, result.golden_passes, unadapted)
+            asked = self.state.case_on(key)
+            result.prompt = asked.messages[-1][1]
+            check = make_check(contract, result.prompt, fn, kwargs)
         answer = self.state.answer(self.state.requests[key][0])
         if not isinstance(answer, Response):
             result.call_error = str(answer)
@@ -134,15 +140,33 @@ class Judge:
         result.invariance = _invariance(contract, answer.text, self._perturbed_answers(key))
         result.golden_invariance = _invariance(contract, goldens[0].text, {
             label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)})
-        judgement = judge_candidate(
-            check, goldens, self._golden_passes[case_key], answer, tolerance=contract.contract.tolerance,
-            json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
-            extra=self._logit_scorers(key))
+        judgement = self._judgement(contract, check, goldens, result.golden_passes, answer, self._logit_scorers(key))
         line = invariance.beyond_tolerance(result.invariance, contract.contract.tolerance.invariance)
         if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
             judgement.exceeded.append(line)
             judgement.exceeded_metrics.append("invariance")
         return _judged(result, judgement)
+
+    def _judgement(self, contract: ResolvedContract, check: Check, goldens: list[Response],
+                   golden_passes: int, answer: Response, extra: list[ExtraScorer]) -> Judgement:
+        return judge_candidate(check, goldens, golden_passes, answer, tolerance=contract.contract.tolerance,
+                               json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
+                               extra=extra)
+
+    def _unadapted(self, contract: ResolvedContract, check: Check, goldens: list[Response],
+                   golden_passes: int, request: Request) -> Unadapted:
+        """The candidate's answer to the incumbent's prompt, judged as the row is (teacher-forced drift aside)."""
+        found = Unadapted(prompt=request.messages[-1][1])
+        answer = self.state.answer(request)
+        if not isinstance(answer, Response):
+            found.call_error = str(answer)
+            return found
+        judgement = self._judgement(contract, check, goldens, golden_passes, answer, [])
+        found.output, found.candidate_passed, found.flip = answer.to_dict(), judgement.candidate.passed, judgement.flip
+        found.exceeded, found.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
+        if judgement.candidate.failure is not None:
+            found.check_message = describe(judgement.candidate.failure)
+        return found
 
     def _perturbed_answers(self, key: ItemKey) -> dict[str, Response | ModelCallError | None]:
         """This run's answers to the item's perturbed inputs, by label."""

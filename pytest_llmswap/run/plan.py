@@ -6,7 +6,7 @@ model is called.
 
 from __future__ import annotations
 
-from ..contract.decorator import ResolvedContract
+from ..contract.decorator import Case, ContractError, ResolvedContract
 from ..drift.structured import semantic_on_structured
 from ..golden import GoldenFormatError
 from ..contract.invariance import unrecorded
@@ -37,6 +37,9 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
             state.golden(key)
     except GoldenFormatError as exc:
         raise RunError(str(exc)) from None
+    for key in keys:  # an adapted prompt that cannot be rendered is bad input: one line before any call
+        if key.model is not None:
+            _case_on(state, key)
     if options.candidates and semantic_required(state) and not semantic_available():
         raise RunError("a contract sets a 'semantic' tolerance but the semantic extra is not installed: "
                        "pip install 'pytest-llmswap[semantic]'")
@@ -47,6 +50,7 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
     _check_sampling(state, keys)
     requests: dict[ItemKey, list[Request]] = {}
     perturbed: dict[ItemKey, list[tuple[str, Request]]] = {}
+    unadapted: dict[ItemKey, Request] = {}
     app_recording: set[ItemKey] = set()
     for key in keys:
         contract, case = state.contract_case(key)
@@ -61,10 +65,30 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
             requests[key] = [_request(spec, contract, case.messages, s) for s in range(options.samples)]
         elif key.model is not None:
             spec = state.candidate(key.model)
+            asked = _case_on(state, key)
+            if asked is not case:  # measured rework: the incumbent's prompt too, judged beside the adapted one
+                unadapted[key] = _request(spec, contract, case.messages, 0)
+                case = asked
             requests[key] = [_request(spec, contract, case.messages, 0)]
         if key in requests:  # each model is asked the perturbed inputs too, planned with the rest
             perturbed[key] = [(v.label, _request(spec, contract, v.messages, 0)) for v in case.variants]
-    return Plan(requests, perturbed, frozenset(app_recording), _structured_warnings(state, keys))
+    warnings = (*_structured_warnings(state, keys), *_unmatched_prompts(state))
+    return Plan(requests, perturbed, frozenset(app_recording), warnings, unadapted)
+
+
+def _case_on(state: RunState, key: ItemKey) -> Case:
+    try:
+        return state.case_on(key)
+    except ContractError as exc:
+        raise RunError(f"{key.model}: adapted prompt: {exc}") from None
+
+
+def _unmatched_prompts(state: RunState) -> list[str]:
+    """A line for each adapted prompt that names no collected contract (a typo would silently measure nothing)."""
+    names = {n for c in state.contracts.values() for n in (c.key, c.nodeid)}
+    return [f"{spec.name}: prompts.{name} names no collected contract (contracts: "
+            f"{', '.join(sorted(c.key for c in state.contracts.values()))}); its adapted prompt is not used"
+            for spec in state.options.candidates for name, _ in spec.prompts if name not in names]
 
 
 def _structured_warnings(state: RunState, keys: list[ItemKey]) -> tuple[str, ...]:

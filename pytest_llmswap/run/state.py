@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..contract.decorator import Case, ResolvedContract
+from ..contract.decorator import Case, ResolvedContract, adapt
 from ..golden import GoldenCase, GoldenStore
 from ..models.cache import ResponseCache
 from ..models.executor import Executor
@@ -39,6 +39,8 @@ class Plan:
     app_recording: frozenset[ItemKey] = frozenset()
     #: one line each, shown as the run starts (a tolerance that cannot judge these goldens)
     warnings: tuple[str, ...] = ()
+    #: measured rework: a candidate item with an adapted prompt is also asked the incumbent's prompt
+    unadapted: dict[ItemKey, Request] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class RunState:
         self.options = options
         self.store = GoldenStore()
         self.contracts: dict[str, ResolvedContract] = {}
+        self._adapted: dict[tuple[str, str], ResolvedContract] = {}  # (candidate, node id): its adapted prompt
         self.plan: Plan | None = None  # None until the selected items are planned
         self.answers = Answers()
         self.results: list[CaseResult] = []
@@ -95,6 +98,22 @@ class RunState:
 
     def candidate(self, name: str) -> ModelSpec:
         return next(c for c in self.options.candidates if c.name == name)
+
+    def adapted_prompt(self, model: str, nodeid: str) -> str | None:
+        """The template a candidate is asked instead of the contract's prompt (its ``prompts`` table names the
+        contract by its id or name, or by node id), or None."""
+        contract = self.contracts[nodeid]
+        return next((t for name, t in self.candidate(model).prompts if name in (contract.key, nodeid)), None)
+
+    def case_on(self, key: ItemKey) -> Case:
+        """The case as the item's model is asked it: rendered with the candidate's adapted prompt, if it has one."""
+        contract, case = self.contract_case(key)
+        template = None if key.model is None else self.adapted_prompt(key.model, key.nodeid)
+        if template is None:
+            return case
+        if (key.model, key.nodeid) not in self._adapted:
+            self._adapted[(key.model, key.nodeid)] = adapt(contract, template)
+        return self._adapted[(key.model, key.nodeid)].case(key.case_id)
 
     # -- goldens and answers ----------------------------------------------------------------------------
 

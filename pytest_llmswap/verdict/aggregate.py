@@ -12,13 +12,13 @@ import numpy as np
 
 from ..contract import invariance
 from ..drift import tokens
-from ..results import CaseResult, RunResults
+from ..results import CaseResult, RunResults, Unadapted
 from ..settings import Settings
 from ..types import Response
 from . import cost, stats
 from .figures import pct
 from .pricing import Pricing
-from .summaries import (CandidateSummary, ContractSummary, Evidence, IncumbentSummary, InvarianceSummary,
+from .summaries import (Adaptation, CandidateSummary, ContractSummary, Evidence, IncumbentSummary, InvarianceSummary,
                         MetricSummary, Summaries, Usage)
 
 
@@ -47,27 +47,28 @@ def summarize(results: RunResults) -> Summaries:
         candidates=candidates,
         switching=switching,
         verdicts={name: cost.verdict(s, settings, rework=switching[name].rework_contracts,
-                                     exceeded=tuple(cid for cid, c in switching[name].contracts.items() if c.exceeded))
+                                     exceeded=tuple(cid for cid, c in switching[name].contracts.items() if c.exceeded),
+                                     adaptation=s.adaptation)
                   for name, s in candidates.items()},
     )
 
 
 def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) -> CandidateSummary:
-    answered = [c for c in cases if c.candidate_passed is not None and c.golden_passes is not None]
-    failed = [c for c in cases if c.call_error]
-    # A case beyond tolerance is a failed case for the candidate, like a failed check.
-    found = evidence([c.golden_passes or 0 for c in answered], [len(c.golden) for c in answered],
-                     [c.held for c in answered],
-                     settings, cases=len(cases), failed_calls=len(failed),
-                     first_error=failed[0].call_error if failed else None,
-                     exceeded=sum(bool(c.exceeded) for c in cases),
-                     noise=stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]))
+    found = _evidence(cases, cases, settings,
+                      noise=stats.noise_excess([c.beyond_noise for c in cases], [len(c.golden) for c in cases]))
+    adapted = [c for c in cases if c.unadapted is not None]
+    adaptation = None
+    if adapted:
+        asked = [c.unadapted or c for c in cases]
+        adaptation = Adaptation(tuple(dict.fromkeys(c.contract for c in adapted)),
+                                _evidence(cases, asked, settings), sum(a.held for a in asked))
     checks = sum(bool(c.candidate_passed) for c in cases)
     # The one pass rate every report shows: a case passes when it held (answered, checks pass, within tolerance);
     # a failed call is a failed case, so the denominator never shrinks when calls fail.
     passed = sum(c.held for c in cases)
     outputs = [c.output for c in cases if c.output]
-    fractions = [c.golden_pass_fraction or 0.0 for c in answered]
+    fractions = [c.golden_pass_fraction or 0.0 for c in cases if c.candidate_passed is not None
+                 and c.golden_passes is not None]
     contracts: dict[str, list[CaseResult]] = defaultdict(list)
     for case in cases:
         contracts[case.contract].append(case)
@@ -82,7 +83,20 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
         metrics=_metrics(cases),
         usage=_usage(outputs, pricing),
         contracts={cid: _contract(rows, pricing) for cid, rows in contracts.items()},
+        adaptation=adaptation,
     )
+
+
+def _evidence(cases: list[CaseResult], asked: Sequence[CaseResult | Unadapted], settings: Settings,
+              noise: stats.NoiseExcess | None = None) -> Evidence:
+    """The verdict's evidence of ``cases`` with each candidate answer taken from ``asked`` (the case itself, or
+    its answer to the incumbent's prompt); a case beyond tolerance is a failed case, like a failed check."""
+    answered = [(c, a) for c, a in zip(cases, asked) if a.candidate_passed is not None and c.golden_passes is not None]
+    failed = [a for a in asked if a.call_error]
+    return evidence([c.golden_passes or 0 for c, _ in answered], [len(c.golden) for c, _ in answered],
+                    [a.held for _, a in answered], settings, cases=len(cases), failed_calls=len(failed),
+                    first_error=failed[0].call_error if failed else None,
+                    exceeded=sum(bool(a.exceeded) for a in asked), noise=noise)
 
 
 def evidence(golden_passes: Sequence[int], golden_samples: Sequence[int], candidate_held: Sequence[bool],

@@ -12,8 +12,8 @@ from .pricing import GPU_HOUR_UNMEASURED, Pricing
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults
 from ..settings import Settings
 from .figures import plural, pct
-from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, ContractSwitching, Evidence, Switching,
-                        Verdict)
+from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, Adaptation, ContractSwitching, Evidence,
+                        Switching, Verdict)
 
 RULE_NO_ANSWER = "no answer"
 RULE_BREAKS_MOST = "breaks most cases"
@@ -22,6 +22,7 @@ RULE_FAILED_CALLS = "failed calls"
 RULE_WORSE = "worse than the incumbent"
 RULE_TOO_FEW = "too few cases"
 RULE_DROP_IN = "drop-in"
+RULE_ADAPTED = "drop-in with an adapted prompt"
 
 
 def pricing_of(model: ModelInfo | None) -> Pricing:
@@ -78,7 +79,9 @@ def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[Contrac
         if not cases:
             continue
         exceeded = sum(bool(c.exceeded) for c in cases)
-        needs_rework = exceeded > 0 or any(hard_regression(c) for c in cases)
+        # An adapted prompt is rework already measured: rework_hours is then the estimate of adapting it.
+        adapted = any(c.unadapted is not None for c in cases)
+        needs_rework = exceeded > 0 or adapted or any(hard_regression(c) for c in cases)
         inc = incumbent_cost.get(contract.id)
         cand = pricing.mean_cost(c.output for c in cases)
         monthly = (None, None)
@@ -98,7 +101,7 @@ def _switching(by_contract: dict[str, list[CaseResult]], contracts: list[Contrac
             calls_per_month=contract.calls_per_month, incumbent_cost_per_call=inc, candidate_cost_per_call=cand,
             incumbent_monthly_usd=monthly[0], candidate_monthly_usd=monthly[1],
             regressions=sum(_weight(c) for c in cases), exceeded=exceeded, needs_rework=needs_rework,
-            rework_usd=contract.rework_hours * hourly_rate if needs_rework else 0.0)
+            rework_usd=contract.rework_hours * hourly_rate if needs_rework else 0.0, adapted=adapted)
     saving = inc_total - cand_total if priced_any else None
     rework_usd = rework_hours * hourly_rate
     per_call = pricing.mean_cost(c.output for cases in by_contract.values() for c in cases)
@@ -141,17 +144,23 @@ def _unpriced_reason(unpriced: list[tuple[str, Pricing, ModelInfo | None]]) -> s
 
 
 def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
-            exceeded: tuple[str, ...] = ()) -> Verdict:
+            exceeded: tuple[str, ...] = (), adaptation: Adaptation | None = None) -> Verdict:
     """The migration verdict for one candidate: the first row of the verdict table (docs/cost.md) that applies.
 
     Every rule reads the broken-case rate (``verdict.stats.broken_cases``); every rule that flags a candidate has a
     significance test behind it, so a candidate that answers like the incumbent is flagged in at most about
     ``alpha / 2`` of suites (tests/test_calibration.py simulates it). ``rework`` and ``exceeded`` name contracts.
+    With an ``adaptation`` the evidence ``e`` is the candidate on its adapted prompts: it is judged as it would
+    run, and a drop-in there still needs the adaptation, so it is a rework (``RULE_ADAPTED``).
     """
     alpha, max_rate = settings.alpha, settings.max_regression_rate
+    measured = () if adaptation is None else (_adaptation(e, adaptation),)
 
     def decide(label: str, rule: str, headline: str, *reasons: str) -> Verdict:
-        return Verdict(label, f"{label}: {headline}", rule, (headline, *reasons), rework, exceeded)
+        if label == DROP_IN and adaptation is not None:
+            label, rule = REWORK, RULE_ADAPTED
+            headline = f"with its adapted prompt for {', '.join(adaptation.contracts)}, {headline}"
+        return Verdict(label, f"{label}: {headline}", rule, (headline, *measured, *reasons), rework, exceeded)
 
     failed = f"{e.failed_calls} of {e.cases} calls failed"
     if e.answered == 0:
@@ -195,6 +204,15 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
     return decide(DROP_IN, RULE_DROP_IN,
                   f"broken-case rate {pct(e.regression_rate)} (at most {pct(high)}) is within {pct(max_rate)}, no "
                   f"failed call{noise}", *_noise_hint(e), _significance(e))
+
+
+def _adaptation(after: Evidence, adaptation: Adaptation) -> str:
+    before = adaptation.before
+    won = adaptation.won_back(after)
+    change = (f"wins back {_count(won)} of its {_count(before.regressions)} broken cases" if won >= 0
+              else f"breaks {_count(-won)} more cases than it")
+    return (f"measured rework: on the incumbent's prompt {_broken(before)}; the adapted prompt {change}, "
+            f"{_count(after.regressions)} remain")
 
 
 def _broken(e: Evidence) -> str:

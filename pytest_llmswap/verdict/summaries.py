@@ -101,6 +101,23 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Adaptation:
+    """Measured rework: a candidate asked its adapted prompt(s) and, for the same cases, the incumbent's own.
+
+    ``before`` is the evidence with every adapted contract's cases judged on the incumbent's prompt (the other
+    contracts as they are); the candidate's own evidence is the adapted one. docs/cost.md, "Measured rework".
+    """
+
+    contracts: tuple[str, ...]  # the contracts asked an adapted prompt
+    before: Evidence
+    passed_before: int  # cases that held on the incumbent's prompt
+
+    def won_back(self, after: Evidence) -> float:
+        """Broken cases the adapted prompt wins back (negative when it breaks more)."""
+        return self.before.regressions - after.regressions
+
+
+@dataclass(frozen=True)
 class CandidateSummary(Evidence):
     """Everything measured on one candidate. Rates count a failed call as a failed case (see docs/cost.md)."""
 
@@ -114,6 +131,7 @@ class CandidateSummary(Evidence):
     usage: Usage = field(default_factory=Usage)
     contracts: dict[str, ContractSummary] = field(default_factory=dict)
     invariance: InvarianceSummary | None = None  # None when no contract declares invariant=[...]
+    adaptation: Adaptation | None = None  # None when the candidate has no adapted prompt in this run
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,7 @@ class ContractSwitching:
     exceeded: int
     needs_rework: bool
     rework_usd: float
+    adapted: bool = False  # the candidate was asked an adapted prompt: rework_usd estimates that adaptation
 
 
 @dataclass(frozen=True)
