@@ -192,3 +192,44 @@ def test_a_local_checkpoint_retrained_in_its_folder_is_another_model_for_the_res
     api = parse_spec("openai/gpt-4o-mini", {})
     assert api.revision == "" and json.loads(api.identity) == ["litellm", "openai/gpt-4o-mini", [], {}]
     assert backends.find("hf").revision(str(tmp_path / "absent")) == ""
+
+
+def test_a_run_with_an_adapted_prompt_shows_before_and_after_in_every_report(pytester):
+    """Through the plugin, echo on both sides: the goldens and the candidate's answers to the contract's own prompt
+    hold; its adapted prompt breaks every case, and every report says so."""
+    pytester.makepyfile(test_greet=f'''
+from pytest_llmswap import llm_contract
+
+@llm_contract(prompt="Greet {{{{ name }}}}", cases=[{{"id": n.lower(), "name": n}} for n in {NAMES!r}],
+              rework_hours=3, calls_per_month=1000)
+def test_greet(output, case):
+    assert output.text.startswith("Greet"), "no greeting"
+''')
+    pytester.path.joinpath("adapted.j2").write_text("Bye {{ name }}")
+    pytester.makefile(".toml", pyproject='''
+[tool.llmswap]
+max_regression_rate = 0.3
+semantic = false
+
+[tool.llmswap.models.cand]
+model = "echo"
+prompts = { test_greet = "adapted.j2" }
+''')
+    pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "all").assert_outcomes(passed=len(NAMES))
+    result = pytester.runpytest("--candidate-model", "cand", "--llmswap-json", "out.json", "--llmswap-markdown",
+                                "out.md", "--llmswap-report", "out.html")
+    result.assert_outcomes(failed=len(NAMES))
+    line = ("  measured rework: on the incumbent's prompt broken-case rate 0.0% [0.0%, 26.5%]; the adapted prompt "
+            f"breaks {len(NAMES)} more cases ({len(NAMES)} broken in all)")
+    result.stdout.fnmatch_lines(["cand: not recommended: *", line, "  cost: *rework $300.00 (your estimate of the "
+                                 "adaptation)*"])
+    out = json.loads((pytester.path / "out.json").read_text())
+    [case] = [c for c in out["cases"] if c["case_id"] == "ada"]
+    assert case["prompt"] == "Bye Ada" and case["unadapted"]["prompt"] == "Greet Ada"
+    assert case["unadapted"]["candidate_passed"] and case["notes"]["incumbent's prompt"] == (
+        "held on the incumbent's prompt too")
+    assert out["candidates"][0]["prompts"] == {"test_greet": "adapted.j2"}
+    assert line.strip().replace("[", "\\[").replace("]", "\\]") in (pytester.path / "out.md").read_text()
+    html = (pytester.path / "out.html").read_text()
+    assert "Adapted prompt</dt><dd>broken cases 0 on the incumbent's prompt, 12 on its own" in html
+    assert re.search(r"held on the incumbent&#39;s prompt too, answering <code>Greet [A-Z][a-z]+</code>", html)

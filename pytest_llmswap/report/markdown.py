@@ -161,8 +161,9 @@ def _details(results: RunResults, candidates: list[view.CandidateView]) -> list[
         return []
     lines = ["<details><summary>Switching cost, latency and tokens</summary>", ""]
     rate = view.money(results.run_settings.hourly_rate)
-    lines += [f"Rework at {rate} per hour for every contract with a regression or drift beyond tolerance; "
-              "break-even = rework / monthly saving.", "",
+    lines += [f"Rework at {rate} per hour for every contract with a regression, drift beyond tolerance or an adapted "
+              "prompt (`rework_hours` is then your estimate of the adaptation); break-even = rework / monthly saving.",
+              "",
               "| candidate | rework | monthly cost | latency p50 / p95 (this run) | tokens / task |", "|---|---|---|---|---|"]
     for c in candidates:
         s, sw = c.summary, c.switching

@@ -85,7 +85,8 @@ def _cell(case: CaseResult, anchor: str | None) -> Cell:
 
 def _search_text(contract: str, case_id: str, cases: list[CaseResult | None], cells: tuple[Cell | None, ...]) -> str:
     """What the search box finds in a row: contract, case, variables, prompt, and per candidate its outcome, the
-    metrics and tolerance lines it broke, and its check, call or error message."""
+    metrics and tolerance lines it broke, its notes (how it did on the incumbent's prompt, ...), and its check, call
+    or error message."""
     first = next(c for c in cases if c is not None)
     variables = json.dumps(first.variables, ensure_ascii=False, default=str)[:SEARCH_VARIABLES]
     words = [contract, case_id, variables, view.strip_paths(first.prompt)[:SEARCH_PROMPT]]
@@ -93,5 +94,5 @@ def _search_text(contract: str, case_id: str, cases: list[CaseResult | None], ce
         if case is None or cell is None:
             continue
         words.append(f"{cell.outcome} {' '.join(cell.exceeded)} {cell.message}")
-        words.extend(view.strip_paths(line)[:SEARCH_EXCEEDED] for line in case.exceeded)
+        words.extend(view.strip_paths(line)[:SEARCH_EXCEEDED] for line in (*case.exceeded, *case.notes.values()))
     return " ".join(" ".join(words).split()).lower()

@@ -53,6 +53,7 @@ class RunReport:
 
 def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
     """A candidate's verdict, its pass rate (the checks alone labelled apart), failed calls and cost."""
+    from ..verdict.cost import measured_rework
     from ..verdict.figures import plural
     from .view import money, months, pct
 
@@ -63,9 +64,10 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) 
             f"  pass rate {pct(c.pass_rate)}: {c.passed} of {plural(c.cases, 'case')} passed (incumbent "
             f"{pct(c.golden_pass_rate)}); checks passed {c.checks_passed}, {c.exceeded} beyond tolerance, "
             f"{plural(c.regressions, 'regression')}, {plural(c.improvements, 'improvement')}{failed}",
+            *([f"  {measured_rework(c, c.adaptation)}"] if c.adaptation else []),
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
-            f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}; "
-            f"break-even {months(sw)}"]
+            f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}"
+            f"{' (your estimate of the adaptation)' if c.adaptation else ''}; break-even {months(sw)}"]
 
 
 #: Failed contract items that pytest's short test summary lists one by one when the user did not ask for it

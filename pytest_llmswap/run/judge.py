@@ -127,6 +127,7 @@ class Judge:
         unadapted = self.state.plan.unadapted.get(key) if self.state.plan else None
         if unadapted is not None:  # measured rework: the same case asked with the incumbent's own prompt
             result.unadapted = self._unadapted(contract, check, goldens, result.golden_passes, unadapted)
+            result.notes["incumbent's prompt"] = _unadapted_note(result.unadapted)
             asked = self.state.case_on(key)
             result.prompt = asked.messages[-1][1]
             check = make_check(contract, result.prompt, fn, kwargs)
@@ -342,6 +343,14 @@ def _judged(result: CaseResult, judgement: Judgement) -> CaseOutcome:
     if result.exceeded:
         return CaseOutcome(Status.BEYOND_TOLERANCE, result, tuple(result.exceeded))
     return CaseOutcome(Status.PASSED, result)
+
+
+def _unadapted_note(found: Unadapted) -> str:
+    """How the candidate did on the incumbent's own prompt, in the case's notes (the matrix shows and searches them)."""
+    if found.held:
+        return "held on the incumbent's prompt too"
+    why = found.call_error or found.check_message or (found.exceeded[0] if found.exceeded else "failed")
+    return f"on the incumbent's prompt: {why}"
 
 
 def _not_judged(result: CaseResult, status: Status, message: str,
