@@ -98,7 +98,8 @@ def test_the_verdict_reads_the_adapted_result_and_says_what_the_prompt_won_back(
     assert verdict.verdict == REWORK and verdict.rule == RULE_ADAPTED
     assert "with its adapted prompt for test_greet.py::test_greet" in verdict.headline
     [measured] = [r for r in verdict.reasons if r.startswith("measured rework")]
-    assert "broken-case rate 100.0%" in measured and f"wins back {len(NAMES)} of its {len(NAMES)}" in measured
+    assert "on the incumbent's prompt not recommended, broken-case rate 100.0%" in measured
+    assert f"wins back {len(NAMES)} of its {len(NAMES)}" in measured
     switching = summaries.switching["cand"]
     assert switching.rework_hours == 3 and switching.contracts["test_greet.py::test_greet"].adapted
 
@@ -219,10 +220,10 @@ prompts = { test_greet = "adapted.j2" }
     result = pytester.runpytest("--candidate-model", "cand", "--llmswap-json", "out.json", "--llmswap-markdown",
                                 "out.md", "--llmswap-report", "out.html")
     result.assert_outcomes(failed=len(NAMES))
-    line = ("  measured rework: on the incumbent's prompt broken-case rate 0.0% [0.0%, 26.5%]; the adapted prompt "
-            f"breaks {len(NAMES)} more cases ({len(NAMES)} broken in all)")
-    result.stdout.fnmatch_lines(["cand: not recommended: *", line, "  cost: *rework $300.00 (your estimate of the "
-                                 "adaptation)*"])
+    line = ("  measured rework: on the incumbent's prompt drop-in, broken-case rate 0.0% [0.0%, 26.5%]; the adapted "
+            f"prompt breaks {len(NAMES)} more cases ({len(NAMES)} broken in all)")
+    result.stdout.fnmatch_lines(["cand: not recommended: *", line, "  cost: *rework $300.00 (your estimates, the "
+                                 "adaptation included)*"])
     out = json.loads((pytester.path / "out.json").read_text())
     [case] = [c for c in out["cases"] if c["case_id"] == "ada"]
     assert case["prompt"] == "Bye Ada" and case["unadapted"]["prompt"] == "Greet Ada"

@@ -154,7 +154,7 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
     run, and a drop-in there still needs the adaptation, so it is a rework (``RULE_ADAPTED``).
     """
     alpha, max_rate = settings.alpha, settings.max_regression_rate
-    measured = () if adaptation is None else (measured_rework(e, adaptation),)
+    measured = () if adaptation is None else (measured_rework(e, adaptation, settings),)
 
     def decide(label: str, rule: str, headline: str, *reasons: str) -> Verdict:
         if label == DROP_IN and adaptation is not None:
@@ -206,14 +206,16 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
                   f"failed call{noise}", *_noise_hint(e), _significance(e))
 
 
-def measured_rework(after: Evidence, adaptation: Adaptation) -> str:
-    """One line: the candidate's broken cases on the incumbent's prompt, and what its adapted prompt wins back."""
+def measured_rework(after: Evidence, adaptation: Adaptation, settings: Settings) -> str:
+    """One line: the candidate's verdict and broken cases on the incumbent's prompt, and what its adapted prompt
+    wins back."""
     before = adaptation.before
     won = adaptation.won_back(after)
     change = (f"wins back {_count(won)} of its {_count(before.regressions)} broken cases, "
               f"{_count(after.regressions)} remain" if won >= 0
               else f"breaks {_count(-won)} more cases ({_count(after.regressions)} broken in all)")
-    return f"measured rework: on the incumbent's prompt {_broken(before)}; the adapted prompt {change}"
+    return (f"measured rework: on the incumbent's prompt {verdict(before, settings).verdict}, {_broken(before)}; "
+            f"the adapted prompt {change}")
 
 
 def _broken(e: Evidence) -> str:
