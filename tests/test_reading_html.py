@@ -63,3 +63,14 @@ def test_the_models_table_shows_a_checkpoint_or_the_spec_never_the_bare_name() -
     assert "no answer named a model" in cells["local-int8"][1]
     card = re.search(r'<article class="card verdict-card \w+" id="candidate-2">.*?</article>', page, re.S).group(0)
     assert "checkpoint" not in card  # the card names no checkpoint it does not know
+
+
+def test_the_markdown_header_names_the_incumbents_checkpoint_or_its_spec_never_the_bare_name() -> None:
+    from pytest_llmswap.report.markdown import render_markdown
+
+    results = synthetic_results(30)
+    incumbent = results.incumbent
+    incumbent.name, incumbent.spec, incumbent.resolved_id = "prod", "openai/prod", "prod"  # answers named only prod
+    assert "Incumbent **prod** (`openai/prod`)" in render_markdown(results)
+    incumbent.resolved_id = "gpt-4o-2024-08-06"
+    assert "Incumbent **prod** (`gpt-4o-2024-08-06`)" in render_markdown(results)

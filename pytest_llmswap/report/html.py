@@ -24,7 +24,7 @@ from ..drift.metrics import report_order
 from ..verdict.figures import plural
 from ..files import write_text
 from . import view
-from ..results import CaseResult, ModelInfo, RunResults
+from ..results import CaseResult, RunResults
 from .matrix import PAGE_ROWS, columns, matrix_rows
 from .svg import PlanePoint, capability_cost_plane, histogram
 
@@ -55,15 +55,8 @@ def _environment() -> jinja2.Environment:
     env.filters.update(pct=_lenient(view.pct), money=_lenient(view.money), num=_lenient(view.number),
                        secs=_lenient(view.seconds), months=view.months, local=_lenient(view.strip_paths),
                        plural=lambda count, word: plural(count, word))
-    env.globals["checkpoint"] = checkpoint
+    env.globals["checkpoint"] = view.checkpoint
     return env
-
-
-def checkpoint(model: ModelInfo) -> str:
-    """The checkpoint id a model's answers carried (``resolved_id``), or "" when they carried none or only the
-    model's own name (a served model answering as ``--served-model-name NAME``): that names no checkpoint, and
-    the report then shows the spec that was called instead."""
-    return model.resolved_id if model.resolved_id and model.resolved_id != model.name else ""
 
 
 def render_html(results: RunResults) -> str:

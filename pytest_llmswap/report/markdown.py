@@ -86,7 +86,7 @@ def _header(results: RunResults, candidates: list[view.CandidateView]) -> list[s
     icon = _ICON.get(candidates[0].label, "") if len(candidates) == 1 else ""
     lines = [f"**pytest-llmswap:** {icon + ' ' if icon else ''}{_text(view.overall_line(results, candidates))}", ""]
     inc = results.incumbent
-    who = f"Incumbent **{_text(inc.name)}** ({_code(view.strip_paths(inc.resolved_id or inc.spec))})" if inc else \
+    who = f"Incumbent **{_text(inc.name)}** ({_code(view.strip_paths(view.checkpoint(inc) or inc.spec))})" if inc else \
         "No incumbent"
     link = run_link()
     lines += [f"{who} · {plural(len(results.cases), 'case row')} in {plural(len(results.contracts), 'contract')}"

@@ -240,3 +240,10 @@ def golden_text(case: CaseResult) -> str:
 
 def output_text(case: CaseResult) -> str:
     return (case.output or {}).get("text", "")
+
+
+def checkpoint(model: ModelInfo) -> str:
+    """The checkpoint id a model's answers carried (``resolved_id``), or "" when they carried none or only the
+    model's own name (a served model answering as ``--served-model-name NAME``): that names no checkpoint, and
+    the report then shows the spec that was called instead."""
+    return model.resolved_id if model.resolved_id and model.resolved_id != model.name else ""
