@@ -60,10 +60,10 @@ def big_report(tmp_path_factory) -> Path:
     return write_html(synthetic_results(10_000), tmp_path_factory.mktemp("browser-big") / "report.html")
 
 
-def _open(driver, path: Path, width: int = 1400) -> None:
+def _open(driver, path: Path, width: int = 1400, height: int = 2000) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.set_window_size(width, 2000)
+    driver.set_window_size(width, height)
     driver.get(path.as_uri())
     # On a loaded machine get() can return while a 2 MB page is still parsing: wait until the whole page is in
     # and the script has filled the matrix status line (it runs last).
@@ -188,6 +188,18 @@ def test_contract_table_sorts_from_the_keyboard(browser, report):
     assert button.find_element(By.XPATH, "..").get_attribute("aria-sort") == "ascending"
     button.send_keys(Keys.SPACE)
     assert regressions() == sorted(regressions(), reverse=True)
+
+
+def test_what_the_switch_saves_is_above_the_fold_at_1280_by_720(browser, report):
+    """Issue 19: the cost of switching is on the first screen of a laptop, the cheapest drop-in's saving first."""
+    _open(browser, report, width=1280, height=720)
+    fold = browser.execute_script("return window.innerHeight")
+    box = browser.execute_script("var r = document.getElementById('overall').getBoundingClientRect();"
+                                 "return [r.top, r.bottom]")
+    text = browser.find_element("id", "overall").text
+    assert box[1] <= fold, (box, fold)
+    assert "a month" in text and "$" in text, text
+    _save_artifact(browser, report.with_name("report-1280x720.png"))
 
 
 def test_narrow_layout_has_no_horizontal_page_scroll(browser, report):
