@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,45 @@ def test_goldens_recorded_before_the_field_stay_readable(tmp_path):
 ])
 def test_the_unpriced_hint_names_the_exact_fix(who, info, fix):
     assert fix in _unpriced_reason([(who, Pricing.of(info.prices), info)])
+
+
+def test_a_replay_prices_a_gpu_hour_recorder_from_its_stored_calibration(tmp_path):
+    """Without --incumbent-model the recorder is not called, so not timed: its calibration stored on this hardware
+    prices it; without one the hint to pass --incumbent-model stays."""
+    from pytest_llmswap import llm_contract
+    from pytest_llmswap.contract.decorator import CONTRACT_ATTR, resolve
+    from pytest_llmswap.models.spec import parse_spec
+    from pytest_llmswap.models.throughput_store import Calibration, ThroughputStore, calibration_key
+    from pytest_llmswap.run.finish import results_model
+    from pytest_llmswap.run.keys import RunOptions
+    from pytest_llmswap.run.state import RunState
+    from pytest_llmswap.types import Response
+
+    teacher = Path(__file__).parents[1] / "examples" / "models" / "teacher"
+    models = {"local": {"model": f"hf:{teacher}", "gpu_hour_usd": 0.4}}
+
+    def replayed() -> ModelInfo:
+        state = RunState(RunOptions(models=models, cache_dir=tmp_path / "cache"))
+        def test_say(output):
+            pass
+
+        fn = llm_contract(prompt="Say {{ w }}", cases=[{"id": "a", "w": "hi"}])(test_say)
+        resolved = resolve(getattr(fn, CONTRACT_ATTR), tmp_path / "test_say.py", "test_say", "test_say.py::test_say")
+        state.add_contract(resolved)
+        case = resolved.cases[0]
+        state.store.put(resolved.module_path, resolved.key, "a", GoldenCase(
+            prompt_hash=case.prompt_hash, variables=case.variables, messages=[list(m) for m in case.messages],
+            model="hf:teacher", params={}, samples=[Response("hi").to_dict()], recorded_by="local"))
+        try:
+            return results_model(state).incumbent
+        finally:
+            state.close(owner=True)
+
+    assert replayed().throughput_tok_s is None  # nothing stored yet: unmeasured, and the hint says so
+    spec = parse_spec("local", models)
+    key, hardware = calibration_key(spec)
+    (tmp_path / "cache").mkdir()
+    ThroughputStore(tmp_path / "cache").save({key: Calibration((900.0, 1000.0), hardware, "2026-12-01T00:00:00+00:00")})
+    info = replayed()
+    assert info.name == "local" and info.throughput_tok_s == 1000.0 and info.calibrated_at.startswith("2026-12-01")
+    assert info.monthly_range(10.0) == (10.0, pytest.approx(10.0 * 1000 / 900))

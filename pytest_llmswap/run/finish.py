@@ -14,10 +14,12 @@ from typing import Any
 from ..golden import GoldenFormatError
 from ..models.backends import kind_of
 from ..models.spec import SpecError, parse_spec
+from ..models.throughput_store import Calibration, ThroughputStore, calibration_key
 from ..verdict.pricing import Pricing
 from ..report.terminal import RunReport, write_reports
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
 from ..types import ModelSpec
+from .prepare import gpu_hour_priced
 from .state import RunState
 
 
@@ -155,7 +157,7 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
         s for r in results for s in r.golden]
     resolved = sorted({a["model"] for a in answers if a.get("model")})
     prices = spec.prices.__dict__ if spec.prices else None
-    calibration = state.answers.throughput.get(spec.name)
+    calibration = state.answers.throughput.get(spec.name) or (None if candidate else _stored_calibration(state, spec))
     throughput = calibration.throughput_tok_s if calibration else None
     basis = Pricing.of(prices, throughput).basis
     if calibration:
@@ -168,6 +170,15 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
                      calibrated_at=calibration.measured_at if calibration else "",
                      throughput_rounds_tok_s=list(calibration.rounds_tok_s) if calibration else [],
                      prompts={c: _shown_path(t, state.options.root) for c, t in spec.prompts} if candidate else {})
+
+
+def _stored_calibration(state: RunState, spec: ModelSpec) -> Calibration | None:
+    """A replay does not call the model that recorded its goldens: a GPU-hour price for it comes from its stored
+    calibration on this hardware, when an earlier run (or ``llmswap calibrate``) made one; None otherwise."""
+    if state.options.cache_dir is None or not gpu_hour_priced(spec):
+        return None
+    stored, _ = ThroughputStore(state.options.cache_dir).load()
+    return stored.get(calibration_key(spec)[0])
 
 
 def _shown_path(path: str, root: Path | None) -> str:
