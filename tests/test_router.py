@@ -1,5 +1,6 @@
 """A named model with several deployments (``api_bases``): litellm's Router balances them, the plugin sees one
-model. Fast tests against two fault-injecting servers; a slow one against two `transformers serve` replicas."""
+model. Tests against two fault-injecting servers; the one against two `transformers serve` replicas of the example
+teacher is in test_serve.py, which starts them once for its module."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from hf_fixtures import EXAMPLES, TEACHER, hf_spec, load_cases, requests_for, transformers_serve
 from openai_server import chat_server
 from pytest_llmswap.intercept.handlers import candidate_answer
 from pytest_llmswap.models.litellm_backend import ALLOWED_FAILS, LiteLLMBackend
@@ -189,54 +189,3 @@ def test_unknown_routing_strategy_stops_the_run_with_one_line(pytester: pytest.P
     result = pytester.runpytest("--candidate-model", "fleet")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*model 'fleet': Invalid routing_strategy: 'fastest'. Valid options:*"])
-
-
-@pytest.fixture(scope="module")
-def in_process_answers() -> dict[str, str]:
-    """The example teacher's greedy answers to 20 cases, in this process. Module-scoped, so torch and the model
-    load before pytester snapshots sys.modules: modules first imported after it are dropped when the test
-    ends, and a later import of transformers' lazily loaded model classes would then fail."""
-    from pytest_llmswap.models.hf import HFBackend
-
-    cases = load_cases()[:20]
-    local = HFBackend(hf_spec())
-    return {c["id"]: r.text for c, r in zip(cases, local.complete(requests_for(local.spec, cases, max_tokens=128)))}
-
-
-@pytest.mark.slow
-def test_two_transformers_serve_replicas_are_one_candidate(in_process_answers: dict[str, str],
-                                                           pytester: pytest.Pytester, tmp_path_factory:
-                                                           pytest.TempPathFactory, litellm_loaded: object) -> None:
-    """The example teacher on two `transformers serve` replicas, one named model: both replicas answer, and
-    every answer is the in-process greedy one. About 25 s: the two servers start in parallel."""
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
-    cases = load_cases()[:20]
-    expected = in_process_answers
-    pytester.makefile(".jsonl", cases="\n".join(json.dumps(c) for c in cases))
-    (pytester.path / "triage.j2").write_text((EXAMPLES / "prompts" / "triage.j2").read_text())
-    pytester.makepyfile(test_served="""
-from pytest_llmswap import llm_contract
-
-@llm_contract(prompt="triage.j2", cases="cases.jsonl", params={"max_tokens": 128, "temperature": 0})
-def test_triage(output, case):
-    assert output.text
-""")
-    with transformers_serve(TEACHER, tmp_path_factory.mktemp("hf_cache"), replicas=2) as servers:
-        pytester.makefile(".toml", pyproject=f"""
-[tool.llmswap]
-semantic = false
-
-[tool.llmswap.models.served]
-model = "openai/{TEACHER}"
-api_bases = {json.dumps([base for base, _ in servers])}
-api_key = "unused"
-""")
-        pytester.runpytest("--incumbent-model", "echo", "--llmswap-record", "new").assert_outcomes(passed=20)
-        result = pytester.runpytest("--candidate-model", "served", "--llmswap-json", "out.json")
-        result.assert_outcomes(passed=20)
-        # uvicorn's access log: one line per completion a replica served.
-        served = [log.read_text().count("POST /v1/chat/completions") for _, log in servers]
-    assert sum(served) == 20 and min(served) > 0, served
-    out = json.loads((pytester.path / "out.json").read_text())
-    assert {c["case_id"]: c["output"]["text"] for c in out["cases"]} == expected
