@@ -57,3 +57,40 @@ def litellm_loaded():
     from pytest_llmswap.models.litellm_backend import import_litellm
 
     return import_litellm()
+
+
+def _seconds(item: pytest.Item) -> float:
+    """What a slow test takes alone on an idle machine, as its marker says (``slow(seconds=N)``), else 2 s."""
+    return float(item.get_closest_marker("slow").kwargs.get("seconds", 2))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, start every worker on slow tests, longest first, so that none is left running one alone at
+    the end.
+
+    `--dist worksteal` hands the first worker the first share of the collection, the next the next share, and a
+    worker that runs out steals from the end of another's queue. So each share starts with slow tests (a module's
+    slow tests kept together, on one worker, for their module-scoped fixtures; the modules with the longest tests
+    first, each to the share with the fewest seconds so far) and ends with quick ones, which are the ones stolen
+    and the ones that run last. Every test still runs; only the order changes."""
+    if _WORKERS < 2:
+        return
+    groups: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            groups.setdefault(item.nodeid.split("::")[0], []).append(item)
+    if not groups:
+        return
+    slow_ids = {id(item) for group in groups.values() for item in group}
+    quick = iter([item for item in items if id(item) not in slow_ids])
+    heads: list[list[pytest.Item]] = [[] for _ in range(_WORKERS)]
+    for group in sorted(groups.values(), key=lambda g: max(map(_seconds, g)), reverse=True):
+        min(heads, key=lambda head: sum(map(_seconds, head))).extend(sorted(group, key=_seconds, reverse=True))
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker, head in enumerate(heads):
+        share = left // (_WORKERS - worker)  # as xdist's worksteal splits what is left among the idle workers
+        left -= share
+        ordered += head + [item for _, item in zip(range(share - len(head)), quick)]
+    items[:] = ordered + list(quick)

@@ -422,7 +422,7 @@ def test_empty_candidate_answer_is_a_failed_call_unless_allow_empty(pytester, li
     assert [v["category"] for v in values(pytester)] == ["shipping", "", "shipping", ""]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 def test_example_app_replays_offline_and_runs_on_the_student(pytester):
     pytest.importorskip("transformers")
     shutil.copytree(ROOT / "examples" / "app", pytester.path / "app")
@@ -525,6 +525,7 @@ socket.socket.connect = refuse
 '''
 
 
+@pytest.mark.slow(seconds=5)
 def test_an_application_importing_litellm_under_the_plugin_never_fetches_the_price_map(pytester, monkeypatch):
     """litellm fetches its price map on import unless told not to; the plugin tells it before any test module loads."""
     monkeypatch.delenv("LITELLM_LOCAL_MODEL_COST_MAP", raising=False)

@@ -26,7 +26,7 @@ def test_example_goldens_replay_offline(tmp_path):
     assert " passed" in done.stdout and "failed" not in done.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=27)
 def test_main_job_ranks_quantized_variants_below_the_distilled_student(tmp_path):
     out = tmp_path / "out.json"
     done = run_examples("--candidate-model", "teacher-bf16", "--candidate-model", "teacher-int8",

@@ -31,7 +31,7 @@ def wait_for(condition, what: str, limit_s: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=8)
 def test_kill_9_mid_record_then_rerun_calls_only_what_was_never_answered(pytester):
     cases = [f"q{i:03d}" for i in range(200)]
     # The server answers 60 requests, then holds every other one: the run is killed at a known point.
@@ -67,7 +67,7 @@ def test_two_processes_recording_at_once_call_each_request_once_and_lose_nothing
     assert goldens(pytester) == {c: f"answer to Question: {c}" for c in cases}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 @pytest.mark.parametrize("no_cache", [False, True])
 def test_xdist_never_multiplies_calls(pytester, no_cache):
     pytest.importorskip("xdist")

@@ -340,7 +340,7 @@ LOAD_TEACHER = ("import sys; from pytest_llmswap.run import progress; from pytes
                 "hf.HFBackend(hf_spec(quant='int8')).load()")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=6)
 def test_loading_prints_no_progress_bars_or_library_warnings_unless_verbose() -> None:
     stderr = subprocess.run([sys.executable, "-c", LOAD_TEACHER], capture_output=True, text=True, check=True,
                             cwd=TEACHER.parent.parent.parent / "tests").stderr

@@ -149,6 +149,7 @@ def test_mock_response_through_litellm(litellm_loaded):
     assert answers[0].usage.output_tokens > 0
 
 
+@pytest.mark.slow(seconds=12)
 def test_xdist_workers_share_one_set_of_calls(pytester):
     pytest.importorskip("xdist")
     with chat_server(triage) as prod, chat_server(sloppy_triage) as cheap:

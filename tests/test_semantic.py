@@ -225,7 +225,7 @@ def test_identical_run_imports_no_encoder_library(tmp_path: Path) -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=6)
 def test_encoder_loads_without_progress_bars_or_library_warnings_unless_verbose() -> None:
     # One process loads the encoder quietly (its first import of torch and sentence-transformers), writes a mark,
     # then loads a new encoder verbosely: one subprocess pays for those imports instead of two.

@@ -246,7 +246,7 @@ def with_goldens(pytester: pytest.Pytester, recorded: Path, *modules: str) -> No
         shutil.copytree(recorded / folder, pytester.path / folder)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)  # with the module's recording on the teacher
 def test_one_local_model_under_several_names_and_as_the_incumbent_costs_the_same(pytester, teacher_goldens):
     with_goldens(pytester, teacher_goldens, "test_loose")
     result = pytester.runpytest_subprocess("--incumbent-model", "teacher", "--candidate-model", "a=teacher",
@@ -294,7 +294,7 @@ def test_kl_and_top1_tolerances_work_on_a_local_candidate(pytester, teacher_gold
     result.stdout.fnmatch_lines(["*drift beyond tolerance: kl * > 1e-06*"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=8)
 def test_temperature_on_a_named_local_model_is_used(pytester):
     needs_torch()
     write_hf_suite(pytester.path, models='\n[tool.llmswap.models.hot]\nmodel = "hf:%s"\ntemperature = 1.5\n' % TEACHER)
