@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+#: The kind of the incumbent's ModelInfo in a replay whose goldens name no model that can be configured: it stands
+#: for "whatever recorded the goldens", so no backend may take the name.
+GOLDENS_KIND = "golden"
+
 # Parameter names whose values are credentials: never hashed, written or logged.
 SECRET_PARAMS = frozenset(
     {"api_key", "api_token", "token", "authorization", "headers", "extra_headers", "aws_access_key_id",

@@ -78,6 +78,7 @@ def test_toy_backend_and_metric_from_a_conftest(suite, registries) -> None:
     assert (summary["exceeded"], summary["regressions"], summary["passed"]) == (1, 1.0, 1)
     html = (pytester.path / "report.html").read_text()
     assert "<th>capitals</th>" in html
+    assert '<button type="button">mean capitals</button>' in html  # its mean in the contracts table
 
 
 def test_registered_metric_tolerances_and_clashes(registries) -> None:
@@ -93,3 +94,11 @@ def test_registered_metric_tolerances_and_clashes(registries) -> None:
             register_metric(name, lambda golden, candidate: 0.0, higher_is_better=True, tolerance_key=key)
     with pytest.raises(ValueError, match="'hf' is already registered"):
         backends.register_backend(backends.kind_of("hf"))
+
+
+def test_the_reports_rank_drift_by_the_preferred_similarity_metric() -> None:
+    from pytest_llmswap.drift.metrics import similarity
+
+    assert similarity({"edit": 0.4, "semantic": 0.9, "exact": 0.0}) == 0.9  # semantic first where measured
+    assert similarity({"edit": 0.4, "semantic": None}) == 0.4
+    assert similarity({"exact": 1.0, "tokens": 2.0}) is None  # neither similarity metric: no drift order

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from dataclasses import replace
 
 import pytest
 from markupsafe import escape
@@ -12,6 +13,7 @@ from markupsafe import escape
 from pytest_llmswap.verdict.aggregate import summarize
 from pytest_llmswap.report import html as report_html
 from pytest_llmswap.report import matrix
+from pytest_llmswap.drift.metrics import report_order
 from pytest_llmswap.report.html import render_html, write_html
 from pytest_llmswap.results import CaseResult, RunResults
 from pytest_llmswap.report.svg import PlanePoint, capability_cost_plane, frontier, histogram, nice_ticks
@@ -175,9 +177,9 @@ def test_replay_only_run_renders_the_goldens():
 
 def test_page_opens_on_the_overall_line_then_attention_across_candidates():
     results = synthetic_results(300)
-    broken = next(c for c in results.cases if c.candidate == "gpt-4o-mini" and c.flip is None)
-    broken.call_error = broken.failure = "APIError: HTTP 500 from /srv/llm/proxy/handler.py"
-    broken.candidate_passed = broken.passed = False
+    i = next(i for i, c in enumerate(results.cases) if c.candidate == "gpt-4o-mini" and c.flip is None)
+    error = "APIError: HTTP 500 from /srv/llm/proxy/handler.py"
+    results.cases[i] = replace(results.cases[i], call_error=error, failure=error, candidate_passed=False, passed=False)
     results.stale_goldens = ["test_triage.py::test_triage[old-1]"]
     results.summaries = summarize(results)
     page = render_html(results)
@@ -230,10 +232,15 @@ def test_strip_paths_keeps_urls_and_relative_paths():
     assert strip_paths(r"C:\Users\bob\models\x failed") == "…/models/x failed"
 
 
-def test_sortable_headers_are_buttons():
-    page = render_html(synthetic_results(30))
-    headers = re.findall(r'<th data-col="\d+" aria-sort="none"><button type="button">', page)
-    assert len(headers) == 13
+def test_sortable_headers_are_buttons_with_a_mean_column_per_drift_metric_in_report_order():
+    results = synthetic_results(30)
+    page = render_html(results)
+    headers = re.findall(r'<th data-col="\d+" aria-sort="none"><button type="button">([^<]*)</button>', page)
+    measured = report_order({name for c in results.cases for name, v in c.metrics.items() if v is not None})
+    assert "edit" in measured and "semantic" in measured
+    assert headers == ["contract", "candidate", "cases", "passed", "checks passed", "regressions", "improvements",
+                       "beyond tolerance", *(f"mean {m}" for m in measured), "cost / call",
+                       "incumbent cost / call", "rework"]
 
 
 def test_plane_ticks_are_round():

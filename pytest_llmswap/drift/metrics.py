@@ -9,7 +9,7 @@ libraries when first called: this module is loaded with the plugin.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..types import Response
@@ -27,7 +27,8 @@ class Metric:
     metrics scored elsewhere (edit and semantic with their noise floors and named fields in :mod:`.judge`, kl
     and top1 from teacher-forced log-probs, tools from an application's calls). ``local_only``: only a local
     model gives it, so its tolerance does not apply (n/a) where it cannot be measured. ``rank`` orders the
-    reports' metric columns.
+    reports' metric columns. ``similarity`` marks how close an answer is to its golden, preferred in that order
+    where a case has several: the reports put the furthest drift first by it (:func:`similarity`).
     """
 
     name: str
@@ -36,6 +37,7 @@ class Metric:
     scorer: Scorer | None = None
     local_only: bool = False
     rank: int = 0
+    similarity: int | None = None
 
 
 #: Tolerance keys that are not metrics (see :class:`.tolerance.Tolerance`).
@@ -63,8 +65,8 @@ def _tokens(golden: Sequence[Response], candidate: Response) -> float | None:
 # In the order tolerances are judged (a failure lists its lines in this order); ``rank`` is the reports' order.
 _METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("exact", "exact", True, _exact, rank=0),
-    Metric("edit", "edit", True, rank=1),
-    Metric("semantic", "semantic", True, rank=3),
+    Metric("edit", "edit", True, rank=1, similarity=1),
+    Metric("semantic", "semantic", True, rank=3, similarity=0),
     Metric("fields", "field_agreement", True, rank=2),
     Metric("top1", "top1", True, local_only=True, rank=7),
     Metric("tools", "tools", True, rank=8),
@@ -95,6 +97,12 @@ def register_metric(name: str, scorer: Scorer, *, higher_is_better: bool, tolera
 def metrics() -> tuple[Metric, ...]:
     """Every metric, in the order tolerances are judged."""
     return tuple(_METRICS.values())
+
+
+def similarity(scores: Mapping[str, float | None]) -> float | None:
+    """How close an answer is to its golden: the first similarity metric (by preference) it was scored on."""
+    ranked = sorted((m.similarity, m.name) for m in _METRICS.values() if m.similarity is not None)
+    return next((scores[name] for _, name in ranked if scores.get(name) is not None), None)
 
 
 def report_order(names: Sequence[str] | set[str]) -> list[str]:

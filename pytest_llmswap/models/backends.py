@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..types import ModelCallError, ModelSpec
+from ..types import GOLDENS_KIND, ModelCallError, ModelSpec
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -43,6 +43,7 @@ class BackendKind:
     time on ``device=cpu``, calibrated per weights and hardware). ``tool_calls``: it answers an application's
     calls with tools and response formats (else as text). ``logits``: it gives teacher-forced log-probs, so the
     ``kl`` and ``top1`` metrics. ``deployments``: several ``api_bases`` can be balanced by litellm's Router.
+    ``litellm_prices``: its calls are priced from litellm's cost table when the model has no configured price.
     ``revision`` names the weights behind a target (a local checkpoint's digest): part of the spec's identity, so
     a model retrained in the same folder is never answered from an earlier run's stored responses.
     """
@@ -58,6 +59,7 @@ class BackendKind:
     tool_calls: bool = False
     logits: bool = False
     deployments: bool = False
+    litellm_prices: bool = False
     revision: Callable[[str], str] = lambda target: ""
 
 
@@ -70,7 +72,7 @@ def register_backend(backend: BackendKind) -> BackendKind:
     Registered kinds read a spec's text before the built-in ones, so a prefix such as ``mine:`` wins over
     ``provider/model``. Call it from a plugin or conftest loaded before the contracts are collected.
     """
-    if backend.kind in _REGISTERED or any(b.kind == backend.kind for b in _BUILT_IN) or backend.kind == "golden":
+    if backend.kind in _REGISTERED or any(b.kind == backend.kind for b in _BUILT_IN) or backend.kind == GOLDENS_KIND:
         raise ValueError(f"a backend kind {backend.kind!r} is already registered")
     _REGISTERED[backend.kind] = backend
     return backend
@@ -199,5 +201,6 @@ _BUILT_IN: tuple[BackendKind, ...] = (  # in the order they read a spec: provide
     BackendKind("hf", "hf:PATH for a local transformers model", _parse_hf, _build_hf, check=_check_hf,
                 check_params=_check_hf_params, text=_hf_text, local=True, logits=True, revision=_hf_revision),
     BackendKind("litellm", "provider/model for an API model through litellm (e.g. openai/gpt-4o-mini)",
-                _parse_litellm, _build_litellm, check=_check_litellm, tool_calls=True, deployments=True),
+                _parse_litellm, _build_litellm, check=_check_litellm, tool_calls=True, deployments=True,
+                litellm_prices=True),
 )

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..drift.metrics import report_order
+from ..drift.metrics import report_order, similarity
 from ..verdict.figures import plural
 from ..files import write_text
 from . import view
@@ -39,6 +39,9 @@ GROUPS_OPEN = 3
 PASSING_SHOWN = 5
 #: Characters of a model output or prompt shown per case; longer texts are cut with a note.
 TEXT_LIMIT = 4000
+#: The contracts table's columns; each drift metric's mean goes in after the first eight.
+CONTRACT_COLUMNS = ("contract", "candidate", "cases", "passed", "checks passed", "regressions", "improvements",
+                    "beyond tolerance", "cost / call", "incumbent cost / call", "rework")
 #: Stale or unused goldens listed by name; the rest are counted.
 GOLDENS_LISTED = 200
 
@@ -65,6 +68,8 @@ def render_html(results: RunResults) -> str:
     script = env.get_template("report.js.j2").render(page_rows=PAGE_ROWS)
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     candidates = view.candidate_views(results)
+    contract_rows = _contract_rows(results, candidates)
+    contract_metrics = report_order({name for row in contract_rows for name in row["means"]})
     groups, anchors = _case_groups(results)
     return env.get_template("report.html.j2").render(
         results=results, settings=results.run_settings, candidates=candidates, incumbent=results.summaries.incumbent if results.summaries else None,
@@ -73,7 +78,9 @@ def render_html(results: RunResults) -> str:
         attention=_attention(results, candidates),
         plane=_plane(results, candidates), unpriced=[c.model.name for c in candidates if c.switching is None
                                                      or c.switching.cost_per_1k_calls is None],
-        metrics=_metric_charts(candidates), contract_rows=_contract_rows(results, candidates), groups=groups,
+        metrics=_metric_charts(candidates), contract_rows=contract_rows,
+        contract_metrics=contract_metrics, contract_headers=[*CONTRACT_COLUMNS[:8], *(f"mean {m}" for m in contract_metrics),
+                                                             *CONTRACT_COLUMNS[8:]], groups=groups,
         columns=columns(results), rows=matrix_rows(results, anchors),
         limits={"attention": ATTENTION_SHOWN, "passing": PASSING_SHOWN, "text": TEXT_LIMIT, "page": PAGE_ROWS,
                 "goldens": GOLDENS_LISTED, "groups_open": GROUPS_OPEN, "open": ATTENTION_OPEN},
@@ -155,8 +162,7 @@ def _contract_rows(results: RunResults, candidates: list[view.CandidateView]) ->
                          "needs_rework": sw.needs_rework if sw else False})
 
     def drift(row: dict[str, Any]) -> float:
-        value = row.get("mean_semantic")
-        value = row.get("mean_edit") if value is None else value
+        value = similarity(row["means"])
         return 1.0 if value is None else value
 
     # Server-side default order, so that the table reads right without JavaScript.

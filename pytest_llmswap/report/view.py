@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..drift.metrics import similarity
 from ..verdict.figures import pct
 from ..results import CaseResult, ModelInfo, RunResults
 from ..verdict.summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, CandidateSummary, IncumbentSummary, Switching,
@@ -128,10 +129,8 @@ def needs_attention(case: CaseResult) -> bool:
 
 def attention_key(case: CaseResult) -> tuple[int, float, str]:
     """Regressions first, then errors, failures and drift beyond tolerance; the furthest drift first within each."""
-    similarity = case.metrics.get("semantic")
-    if similarity is None:
-        similarity = case.metrics.get("edit")
-    return (_ATTENTION_RANK.get(outcome(case), 9), 1.0 if similarity is None else similarity, case.case_id)
+    close = similarity(case.metrics)
+    return (_ATTENTION_RANK.get(outcome(case), 9), 1.0 if close is None else close, case.case_id)
 
 
 _ORDER = (DROP_IN, REWORK, NOT_RECOMMENDED, INCONCLUSIVE)

@@ -18,7 +18,7 @@ from ..models.throughput_store import Calibration, ThroughputStore, calibration_
 from ..verdict.pricing import Pricing
 from ..report.terminal import RunReport, write_reports
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults, merge_results
-from ..types import ModelSpec
+from ..types import GOLDENS_KIND, ModelSpec
 from .prepare import gpu_hour_priced
 from .state import RunState
 
@@ -206,4 +206,4 @@ def _recorder(state: RunState) -> ModelSpec | None:
 def _golden_model(results: list[CaseResult]) -> ModelInfo | None:
     """In a replay, the incumbent is whatever model recorded the goldens."""
     models = sorted({s.get("model", "") for r in results for s in r.golden if s.get("model")})
-    return ModelInfo(name="incumbent", spec="(goldens)", kind="golden", resolved_id=", ".join(models)) if models else None
+    return ModelInfo(name="incumbent", spec="(goldens)", kind=GOLDENS_KIND, resolved_id=", ".join(models)) if models else None

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..contract import invariance
 from ..drift import tokens
+from ..drift.metrics import report_order
 from ..results import CaseResult, RunResults, Unadapted
 from ..settings import Settings
 from ..types import Response
@@ -151,9 +152,8 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
         regressions=sum(c.golden_pass_fraction or 0.0 for c in cases if c.flip == "regression"),
         improvements=sum(1 - (c.golden_pass_fraction or 0.0) for c in cases if c.flip == "improvement"),
         exceeded=sum(bool(c.exceeded) for c in cases),
-        mean_edit=metrics["edit"].mean if "edit" in metrics else None,
-        mean_semantic=metrics["semantic"].mean if "semantic" in metrics else None,
         cost_per_call=pricing.mean_cost(c.output for c in cases if c.output),
+        means={name: metrics[name].mean for name in report_order(metrics)},
     )
 
 

@@ -10,7 +10,9 @@ from collections import defaultdict
 
 from .pricing import GPU_HOUR_UNMEASURED, Pricing
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults
+from ..models import backends
 from ..settings import Settings
+from ..types import GOLDENS_KIND
 from .figures import plural, pct
 from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, Adaptation, ContractSwitching, Evidence,
                         Switching, Verdict)
@@ -129,12 +131,12 @@ def _unpriced_reason(unpriced: list[tuple[str, Pricing, ModelInfo | None]]) -> s
         if pricing.gpu_hour_usd is not None and pricing.throughput_tok_s is None:
             hint = f" (pass --incumbent-model {name} so it is measured)" if who == "incumbent" else ""
             return f"the {who} {name} is {GPU_HOUR_UNMEASURED}{hint}"
-        if info is None or info.kind == "golden":  # goldens recorded before they named their model
+        if info is None or info.kind == GOLDENS_KIND:  # goldens recorded before they named their model
             return ("the incumbent's goldens do not name a configured model: pass --incumbent-model NAME, a "
                     "[tool.llmswap.models.NAME] with input_per_mtok/output_per_mtok or gpu_hour_usd (or re-record "
                     "with it)")
         known = (f" and litellm's table has no price for {info.resolved_id}"
-                 if info.kind == "litellm" and info.resolved_id else "")
+                 if (kind := backends.find(info.kind)) and kind.litellm_prices and info.resolved_id else "")
         # A spec (provider/model, hf:PATH) has no table of its own yet: it needs a NAME, passed instead of the spec.
         entry = (f'a [tool.llmswap.models.NAME] with model = "{name}", and pass NAME instead of the spec'
                  if "/" in name or ":" in name else f"[tool.llmswap.models.{name}]")

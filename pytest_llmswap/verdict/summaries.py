@@ -60,10 +60,9 @@ class ContractSummary:
     regressions: float
     improvements: float
     exceeded: int
-    mean_edit: float | None
-    mean_semantic: float | None
     cost_per_call: float | None
     passed: int = 0  # cases that held: answered, checks pass, within tolerance
+    means: dict[str, float | None] = field(default_factory=dict)  # each drift metric's mean, in report order
 
 
 @dataclass(frozen=True)
