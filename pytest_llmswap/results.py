@@ -70,7 +70,7 @@ class ModelInfo:
                 monthly_usd * self.throughput_tok_s / min(self.throughput_rounds_tok_s))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Unadapted:
     """A candidate's answer to the incumbent's own prompt where the candidate has an adapted prompt for the
     contract, judged against the same goldens as the row (docs/cost.md, "Measured rework")."""
@@ -90,7 +90,7 @@ class Unadapted:
         return bool(self.candidate_passed) and not self.exceeded and not self.call_error
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaseResult:
     """One case of one contract on one candidate (``candidate`` is None for a replay or record row).
 
@@ -102,6 +102,9 @@ class CaseResult:
     fraction. ``exceeded`` holds one line per tolerance broken and ``exceeded_metrics`` their metric names.
     ``passed`` is the pytest outcome of the item; ``failure`` a run problem (no golden, a failed call).
     ``invariance`` and ``golden_invariance`` hold the outcomes of its perturbed inputs (docs/metrics.md).
+
+    Frozen, and built once by the judge (``run/judge.py``) when the case's outcome is known; a changed copy is
+    ``dataclasses.replace(case, ...)``.
     """
 
     contract: str

@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_merge_missing_ok_merges_the_shards_that_exist_and_names_the_rest(tmp_pa
 
 def test_merge_conflicting_duplicate(tmp_path, capsys, single):
     other = copy.deepcopy(single)
-    other.cases[5].candidate_passed = not other.cases[5].candidate_passed
+    other.cases[5] = replace(other.cases[5], candidate_passed=not other.cases[5].candidate_passed)
     code, err = run_cli(capsys, "merge", write(tmp_path / "a.json", single), write(tmp_path / "b.json", other),
                         "-o", str(tmp_path / "all.json"))
     c = single.cases[5]

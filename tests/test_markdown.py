@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,9 @@ HOSTILE = "```\n<img src=https://evil.example/x.png> @octocat | ![t](https://evi
 @pytest.fixture(scope="module")
 def big():
     results = synthetic_results(10_000, extra_outputs={("haiku", "case-00003"): HOSTILE})
-    for case in results.cases[::50]:
+    for i, case in list(enumerate(results.cases))[::50]:
         # Long outputs must not blow the budget: only a snippet of each is shown.
-        case.output = dict(case.output, text=case.output["text"] + " filler" * 3000)
+        results.cases[i] = replace(case, output=dict(case.output, text=case.output["text"] + " filler" * 3000))
     return results
 
 
@@ -66,9 +67,9 @@ def _snapshot(name: str, text: str) -> None:
 
 def _small_run():
     results = synthetic_results(24, n_contracts=3)
-    broken = next(c for c in results.cases if c.candidate == "gpt-4o-mini")
-    broken.call_error = broken.failure = "APIError: HTTP 500 after 3 retries (/home/ci/app/client.py)"
-    broken.candidate_passed = broken.passed = False
+    i = next(i for i, c in enumerate(results.cases) if c.candidate == "gpt-4o-mini")
+    error = "APIError: HTTP 500 after 3 retries (/home/ci/app/client.py)"
+    results.cases[i] = replace(results.cases[i], call_error=error, failure=error, candidate_passed=False, passed=False)
     results.stale_goldens = ["test_triage.py::test_triage[ticket-7]"]
     results.unused_goldens = ["test_triage.py::test_triage[ticket-99]"]
     results.summaries = summarize(results)
@@ -143,9 +144,7 @@ def test_table_cells_escape_pipes_and_markup():
     results = synthetic_results(30)
     old, new = results.candidates[0].name, "ha|iku <b>*x*</b>"
     results.candidates[0].name = new
-    for case in results.cases:
-        if case.candidate == old:
-            case.candidate = new
+    results.cases = [replace(c, candidate=new) if c.candidate == old else c for c in results.cases]
     results.summaries = summarize(results)
     text = render_markdown(results)
     assert "| **ha\\|iku \\<b\\>\\*x\\*\\</b\\>** |" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 
 from pytest_llmswap.report.html import render_html
 from pytest_llmswap.results import RunResults
@@ -18,12 +19,11 @@ def category_drift() -> RunResults:
     """A run where 7 of haiku's cases break a ``fields: ["category"]`` tolerance, and "category" is in no other
     text of the matrix (the synthetic check messages name it too: they are renamed here)."""
     results = synthetic_results(120)
-    for case in results.cases:
-        if case.check_message:
-            case.check_message = "AssertionError: label not in the expected set"
-    drifted = [c for c in results.cases if c.candidate == "haiku" and c.passed][:7]
-    for case in drifted:
-        case.exceeded, case.exceeded_metrics, case.passed = [CATEGORY], ["fields"], False
+    results.cases = [replace(c, check_message="AssertionError: label not in the expected set") if c.check_message
+                     else c for c in results.cases]
+    drifted = [i for i, c in enumerate(results.cases) if c.candidate == "haiku" and c.passed][:7]
+    for i in drifted:
+        results.cases[i] = replace(results.cases[i], exceeded=[CATEGORY], exceeded_metrics=["fields"], passed=False)
     results.summaries = summarize(results)
     return results
 

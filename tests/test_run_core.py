@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from pytest_llmswap import llm_contract
 from pytest_llmswap.contract.decorator import CONTRACT_ATTR, ResolvedContract, resolve
@@ -56,6 +59,17 @@ def test_an_answer_that_keeps_the_checks_and_the_tolerance_passes(tmp_path):
     [case] = outcome.cases
     assert case.status is Status.PASSED and case.result.passed and case.result.flip is None
     assert case.result.metrics["exact"] == 1.0
+
+
+def test_a_judged_case_result_is_frozen(tmp_path):
+    def check(output):
+        assert output.text.startswith("Hello"), "no greeting"
+
+    [case] = judged(check, tmp_path, Response("Goodbye")).cases
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        case.result.passed = True  # type: ignore[misc]
+    again = dataclasses.replace(case.result, passed=True)
+    assert again.passed and not case.result.passed and again.check_message == case.result.check_message
 
 
 def test_a_check_failing_where_the_incumbent_passed_is_broken_and_reraises_the_assertion(tmp_path):

@@ -4,6 +4,9 @@ A :class:`Judge` runs a case on the incumbent (record or replay) or on a candida
 application contracts, alone or as part of a statistical item, and returns a
 :class:`~pytest_llmswap.run.outcome.CaseOutcome`. It reads the run's state and raises nothing for a failed
 case: ``plugin.py`` turns the outcome into pytest's failure.
+
+Each path collects its case's fields in a draft (a plain dict of :class:`CaseResult`'s fields) and builds the
+frozen result once, at its end: passed, broken, check failed, beyond tolerance, failed call or not judged.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from ..types import ModelCallError, Request, Response, public_params
 from .keys import ALL_CASES, ItemKey
 from .outcome import CaseOutcome, ItemOutcome, Status
 from .state import RunState
+
+#: A case's result while it is judged: the :class:`CaseResult` fields known so far, built once at the end.
+_Draft = dict[str, Any]
 
 
 class _Stop(Exception):
@@ -69,14 +75,13 @@ class Judge:
             run = self._app_incumbent if app else self._incumbent
         else:
             run = self._app_candidate if app else self._candidate
-        result = self._result(key)
+        draft = self._draft(key)
         try:
-            return run(key, result, fn, kwargs)
+            return run(key, draft, fn, kwargs)
         except _Stop as stop:
-            return _not_judged(result, stop.status, stop.message)
+            return _not_judged(draft, stop.status, stop.message)
 
-    def _incumbent(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
-                   kwargs: dict[str, Any]) -> CaseOutcome:
+    def _incumbent(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any], kwargs: dict[str, Any]) -> CaseOutcome:
         contract, case = self.state.contract_case(key)
         requests = self.state.requests
         recording = None
@@ -85,68 +90,66 @@ class Judge:
             perturbed = self._perturbed_answers(key)
             errors = [a for a in (*answers, *perturbed.values()) if not isinstance(a, Response)]
             if errors:
-                result.call_error = str(errors[0])
+                draft["call_error"] = str(errors[0])
                 raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
             responses = [a for a in answers if isinstance(a, Response)]
         else:
-            golden = self._require_golden(key, case, result)
+            golden = self._require_golden(key, case, draft["notes"])
             responses = golden.responses
             perturbed = self._recorded_perturbed(key, case, golden)
         outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
-        result.golden = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
-        for sample in result.golden[1:]:
+        samples = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
+        for sample in samples[1:]:
             sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
-        result.golden_passes = sum(o.passed for o in outcomes)
-        result.golden_invariance = _invariance(contract, responses[0].text, perturbed)
+        draft.update(golden=samples, golden_passes=sum(o.passed for o in outcomes),
+                     golden_invariance=_invariance(contract, responses[0].text, perturbed))
         if key in requests:
             hashes = {v.label: v.prompt_hash for v in case.variants}
-            recording = self._recording(key, result.golden, {
+            recording = self._recording(key, samples, {
                 label: {"prompt_hash": hashes[label], "sample": _without_logprobs(a)}
                 for label, a in perturbed.items() if isinstance(a, Response)})
         failures = [(i, o.failure) for i, o in enumerate(outcomes) if o.failure is not None]
-        result.passed = not failures
         if not failures:
-            return CaseOutcome(Status.PASSED, result, recording=recording)
+            return _passed(draft, recording)
         i, exc = failures[0]
-        result.check_message = describe(exc)
+        message = describe(exc)
         if len(outcomes) > 1:
-            exc.args = (f"sample {i + 1} of {len(outcomes)}: {describe(exc)}",)
-        return CaseOutcome(Status.CHECK_FAILED, result, (result.check_message,), exc, recording)
+            exc.args = (f"sample {i + 1} of {len(outcomes)}: {message}",)
+        return _check_failed(draft, message, exc, recording)
 
-    def _candidate(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
-                   kwargs: dict[str, Any]) -> CaseOutcome:
+    def _candidate(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any], kwargs: dict[str, Any]) -> CaseOutcome:
         contract, case = self.state.contract_case(key)
-        golden = self._require_golden(key, case, result)
+        golden = self._require_golden(key, case, draft["notes"])
         goldens = golden.responses
-        result.golden = golden.samples
         check = make_check(contract, case.messages[-1][1], fn, kwargs)
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
-        result.golden_passes = self._golden_passes[case_key]
-        unadapted = self.state.plan.unadapted.get(key) if self.state.plan else None
-        if unadapted is not None:  # measured rework: the same case asked with the incumbent's own prompt
-            result.unadapted = self._unadapted(contract, check, goldens, result.golden_passes, unadapted)
-            result.notes["incumbent's prompt"] = _unadapted_note(result.unadapted)
-            asked = self.state.case_on(key)
-            result.prompt = asked.messages[-1][1]
-            check = make_check(contract, result.prompt, fn, kwargs)
+        golden_passes = self._golden_passes[case_key]
+        draft.update(golden=golden.samples, golden_passes=golden_passes)
+        request = self.state.plan.unadapted.get(key) if self.state.plan else None
+        if request is not None:  # measured rework: the same case asked with the incumbent's own prompt
+            unadapted = self._unadapted(contract, check, goldens, golden_passes, request)
+            draft["unadapted"] = unadapted
+            draft["notes"]["incumbent's prompt"] = _unadapted_note(unadapted)
+            draft["prompt"] = self.state.case_on(key).messages[-1][1]
+            check = make_check(contract, draft["prompt"], fn, kwargs)
         answer = self.state.answer(self.state.requests[key][0])
         if not isinstance(answer, Response):
-            result.call_error = str(answer)
+            draft["call_error"] = str(answer)
             raise _Stop(Status.FAILED_CALL, f"model call failed: {answer}")
-        result.output = answer.to_dict()
+        draft["output"] = answer.to_dict()
         if answer.truncated:
-            result.notes["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
-        result.invariance = _invariance(contract, answer.text, self._perturbed_answers(key))
-        result.golden_invariance = _invariance(contract, goldens[0].text, {
-            label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)})
-        judgement = self._judgement(contract, check, goldens, result.golden_passes, answer, self._logit_scorers(key))
-        line = invariance.beyond_tolerance(result.invariance, contract.contract.tolerance.invariance)
+            draft["notes"]["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
+        perturbed = _invariance(contract, answer.text, self._perturbed_answers(key))
+        draft.update(invariance=perturbed, golden_invariance=_invariance(contract, goldens[0].text, {
+            label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)}))
+        judgement = self._judgement(contract, check, goldens, golden_passes, answer, self._logit_scorers(key))
+        line = invariance.beyond_tolerance(perturbed, contract.contract.tolerance.invariance)
         if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
             judgement.exceeded.append(line)
             judgement.exceeded_metrics.append("invariance")
-        return _judged(result, judgement)
+        return _judged(draft, judgement)
 
     def _judgement(self, contract: ResolvedContract, check: Check, goldens: list[Response],
                    golden_passes: int, answer: Response, extra: list[ExtraScorer]) -> Judgement:
@@ -157,17 +160,14 @@ class Judge:
     def _unadapted(self, contract: ResolvedContract, check: Check, goldens: list[Response],
                    golden_passes: int, request: Request) -> Unadapted:
         """The candidate's answer to the incumbent's prompt, judged as the row is (teacher-forced drift aside)."""
-        found = Unadapted(prompt=request.messages[-1][1])
+        prompt = request.messages[-1][1]
         answer = self.state.answer(request)
         if not isinstance(answer, Response):
-            found.call_error = str(answer)
-            return found
+            return Unadapted(prompt=prompt, call_error=str(answer))
         judgement = self._judgement(contract, check, goldens, golden_passes, answer, [])
-        found.output, found.candidate_passed, found.flip = answer.to_dict(), judgement.candidate.passed, judgement.flip
-        found.exceeded, found.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
-        if judgement.candidate.failure is not None:
-            found.check_message = describe(judgement.candidate.failure)
-        return found
+        return Unadapted(prompt=prompt, output=answer.to_dict(), candidate_passed=judgement.candidate.passed,
+                         flip=judgement.flip, exceeded=judgement.exceeded, exceeded_metrics=judgement.exceeded_metrics,
+                         check_message=_check_message(judgement))
 
     def _perturbed_answers(self, key: ItemKey) -> dict[str, Response | ModelCallError | None]:
         """This run's answers to the item's perturbed inputs, by label."""
@@ -185,7 +185,7 @@ class Judge:
                                            f"{self.state.options.record_command} {key.nodeid}")
         return {v.label: Response.from_dict(golden.perturbed[v.label]["sample"]) for v in case.variants}
 
-    def _app_incumbent(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+    def _app_incumbent(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any],
                        kwargs: dict[str, Any]) -> CaseOutcome:
         """A contract without a prompt on the incumbent: record its application's calls, or replay them."""
         contract, case = self.state.contract_case(key)
@@ -196,26 +196,22 @@ class Judge:
                     for i in range(self.state.options.samples)]
             errors = [r.call_error for r in runs if r.call_error]
             if errors:
-                result.call_error = errors[0]
+                draft["call_error"] = errors[0]
                 raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
             samples = [dict(appcalls.sample(r, contract.contract.output), passed=r.passed) for r in runs]
             recording = self._recording(key, samples)
         else:
-            golden = self._require_golden(key, case, result)
+            golden = self._require_golden(key, case, draft["notes"])
             runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in golden.samples]
             samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
-        result.golden = samples
-        result.prompt = appcalls.first_prompt(runs[0])
-        result.notes["calls"] = appcalls.calls_note(runs[0])
-        result.golden_passes = sum(r.passed for r in runs)
+        draft.update(golden=samples, prompt=appcalls.first_prompt(runs[0]), golden_passes=sum(r.passed for r in runs))
+        draft["notes"]["calls"] = appcalls.calls_note(runs[0])
         failures = [r.failure for r in runs if r.failure is not None]
-        result.passed = not failures
         if not failures:
-            return CaseOutcome(Status.PASSED, result, recording=recording)
+            return _passed(draft, recording)
         if appcalls.is_mismatch(failures[0]):  # one line: the call, and the command to re-record
-            return _not_judged(result, Status.NOT_JUDGED, str(failures[0]), recording)
-        result.check_message = describe(failures[0])
-        return CaseOutcome(Status.CHECK_FAILED, result, (result.check_message,), failures[0], recording)
+            return _not_judged(draft, Status.NOT_JUDGED, str(failures[0]), recording)
+        return _check_failed(draft, describe(failures[0]), failures[0], recording)
 
     def _app_record_command(self, key: ItemKey) -> str:
         """The command that re-records an application contract: ``all``, since its goldens are not stale
@@ -224,12 +220,11 @@ class Judge:
         incumbent = f" --incumbent-model {spec.name}" if spec is not None else ""
         return f"pytest{incumbent} --llmswap-record all {key.nodeid}"
 
-    def _app_candidate(self, key: ItemKey, result: CaseResult, fn: Callable[..., Any],
+    def _app_candidate(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any],
                        kwargs: dict[str, Any]) -> CaseOutcome:
         """A contract without a prompt on a candidate: the application's calls go to the candidate."""
         contract, case = self.state.contract_case(key)
-        golden = self._require_golden(key, case, result)
-        result.golden = golden.samples
+        golden = self._require_golden(key, case, draft["notes"])
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
             command = self._app_record_command(key)
@@ -238,7 +233,7 @@ class Judge:
             mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
             if mismatch is not None:
                 self._app_mismatch[case_key] = str(mismatch)
-        result.golden_passes = self._golden_passes[case_key]
+        draft.update(golden=golden.samples, golden_passes=self._golden_passes[case_key])
         if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
             raise _Stop(Status.NOT_JUDGED, self._app_mismatch[case_key])
         spec = self.state.candidate(key.model)  # type: ignore[arg-type]
@@ -249,17 +244,17 @@ class Judge:
                                  appcalls.StoredCalls(cache, spec.identity) if cache is not None else None)
         run = appcalls.candidate(fn, kwargs, answer, spec.name, contract.contract.allow_empty)
         if run.call_error:
-            result.call_error = run.call_error
+            draft["call_error"] = run.call_error
             raise _Stop(Status.FAILED_CALL, f"model call failed: {run.call_error}")
-        result.output = appcalls.sample(run, contract.contract.output)
-        result.prompt = appcalls.first_prompt(run)
-        result.notes["calls"] = appcalls.calls_note(run)
+        sample = appcalls.sample(run, contract.contract.output)
+        draft.update(output=sample, prompt=appcalls.first_prompt(run))
+        draft["notes"]["calls"] = appcalls.calls_note(run)
         judgement = judge_candidate(
             lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
-            Response.from_dict(result.output), tolerance=contract.contract.tolerance,
+            Response.from_dict(sample), tolerance=contract.contract.tolerance,
             json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
             extra=[appcalls.tool_scorer(golden.samples[0], run)])
-        return _judged(result, judgement)
+        return _judged(draft, judgement)
 
     def _incumbent_answer(self, allow_empty: bool) -> tuple[Any, str]:
         """Who answers an application's calls when recording: ``--incumbent-model``, else the app's own model."""
@@ -278,9 +273,9 @@ class Judge:
         return appcalls.StoredCalls(cache, spec.identity if spec else "application", sample,
                                     this_run_only=self.state.options.record == "all")
 
-    def _require_golden(self, key: ItemKey, case: Case, result: CaseResult) -> GoldenCase:
+    def _require_golden(self, key: ItemKey, case: Case, notes: dict[str, str]) -> GoldenCase:
         """The item's golden; the case is not judged, the outcome saying how to record one, when there is none
-        or it is stale."""
+        or it is stale (a stale golden under ``stale_goldens = "warn"`` is a line in the case's ``notes``)."""
         options = self.state.options
         golden = self.state.golden(key)
         if golden is None:
@@ -292,7 +287,7 @@ class Judge:
                        f"recorded; re-record it with: {options.record_command} {key.nodeid}")
             if options.settings.stale_goldens == "fail":
                 raise _Stop(Status.NOT_JUDGED, message + " (or set stale_goldens = \"warn\" in [tool.llmswap])")
-            result.notes["golden"] = message
+            notes["golden"] = message
         return golden
 
     def _recording(self, key: ItemKey, samples: list[dict[str, Any]],
@@ -320,26 +315,42 @@ class Judge:
 
         return [score]
 
-    def _result(self, key: ItemKey) -> CaseResult:
-        contract, case = self.state.contract_case(key)
-        return CaseResult(contract=key.nodeid, case_id=key.case_id, candidate=key.model,
-                          variables=case.variables, prompt=case.messages[-1][1] if case.messages else "")
+    def _draft(self, key: ItemKey) -> _Draft:
+        """The fields of the item's result known before it is judged (with ``notes`` to add to)."""
+        case = self.state.contract_case(key)[1]
+        return {"contract": key.nodeid, "case_id": key.case_id, "candidate": key.model, "variables": case.variables,
+                "prompt": case.messages[-1][1] if case.messages else "", "notes": {}}
 
 
-def _judged(result: CaseResult, judgement: Judgement) -> CaseOutcome:
-    """A candidate case's judgement kept in its result, and its outcome: a failed check, else broken tolerances."""
-    drift = judgement.drift
-    result.candidate_passed = judgement.candidate.passed
-    result.flip = judgement.flip
-    result.metrics, result.floors, result.beyond_noise = drift.metrics, drift.floors, drift.beyond_noise
-    result.notes.update(drift.notes)
-    result.exceeded, result.exceeded_metrics = judgement.exceeded, judgement.exceeded_metrics
-    result.passed = judgement.candidate.passed and not result.exceeded
+def _passed(draft: _Draft, recording: GoldenCase | None) -> CaseOutcome:
+    """An incumbent case whose checks passed on every sample."""
+    return CaseOutcome(Status.PASSED, CaseResult(**draft, passed=True), recording=recording)
+
+
+def _check_failed(draft: _Draft, message: str, failure: BaseException, recording: GoldenCase | None) -> CaseOutcome:
+    """An incumbent case whose checks failed: ``message`` (the first failure, described) kept in its result."""
+    return CaseOutcome(Status.CHECK_FAILED, CaseResult(**draft, check_message=message), (message,), failure,
+                       recording)
+
+
+def _check_message(judgement: Judgement) -> str | None:
+    """The candidate's failed check, described (None when its checks passed)."""
     failure = judgement.candidate.failure
-    if failure is not None:
-        result.check_message = describe(failure)
+    return None if failure is None else describe(failure)
+
+
+def _judged(draft: _Draft, judgement: Judgement) -> CaseOutcome:
+    """A candidate case's judgement kept in its result, and its outcome: a failed check, else broken tolerances."""
+    drift, candidate = judgement.drift, judgement.candidate
+    draft["notes"].update(drift.notes)
+    result = CaseResult(**draft, candidate_passed=candidate.passed, check_message=_check_message(judgement),
+                        flip=judgement.flip, metrics=drift.metrics, floors=drift.floors,
+                        beyond_noise=drift.beyond_noise, exceeded=judgement.exceeded,
+                        exceeded_metrics=judgement.exceeded_metrics,
+                        passed=candidate.passed and not judgement.exceeded)
+    if candidate.failure is not None:
         status = Status.BROKEN if result.flip == "regression" else Status.CHECK_FAILED
-        return CaseOutcome(status, result, (result.check_message,), failure)
+        return CaseOutcome(status, result, (result.check_message,), candidate.failure)
     if result.exceeded:
         return CaseOutcome(Status.BEYOND_TOLERANCE, result, tuple(result.exceeded))
     return CaseOutcome(Status.PASSED, result)
@@ -353,12 +364,11 @@ def _unadapted_note(found: Unadapted) -> str:
     return f"on the incumbent's prompt: {why}"
 
 
-def _not_judged(result: CaseResult, status: Status, message: str,
+def _not_judged(draft: _Draft, status: Status, message: str,
                 recording: GoldenCase | None = None) -> CaseOutcome:
-    """A case that failed before (or instead of) its checks: one line, kept as the result's failure."""
-    result.passed = False
-    result.failure = message
-    return CaseOutcome(status, result, (message,), recording=recording)
+    """A case that failed before (or instead of) its checks (a failed call, no usable golden): one line, kept
+    as the result's failure, with whatever the draft held when it stopped."""
+    return CaseOutcome(status, CaseResult(**draft, passed=False, failure=message), (message,), recording=recording)
 
 
 def _current(case: Case, golden: GoldenCase) -> list[str]:
