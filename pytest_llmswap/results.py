@@ -17,11 +17,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .settings import Settings
+from .types import Prices
 from .verdict.summaries import Summaries
 
-RESULTS_FORMAT_VERSION = 3
-#: Version 2 summaries carried the net regression rate; they are recomputed from the cases when read.
-_RECOMPUTED_VERSIONS = (2,)
+RESULTS_FORMAT_VERSION = 4
+#: Summaries of older versions are recomputed from the cases when read: version 2 carried the net regression
+#: rate, version 3 a contract's mean edit and semantic similarity only (version 4: every metric's mean, and
+#: measured rework).
+_RECOMPUTED_VERSIONS = (2, 3)
 
 
 class ResultsFormatError(ValueError):
@@ -53,7 +56,7 @@ class ModelInfo:
     spec: str
     kind: str
     resolved_id: str = ""
-    prices: dict[str, float | None] | None = None
+    prices: Prices | None = None
     throughput_tok_s: float | None = None
     cost_basis: str = ""
     calibrated_on: str = ""

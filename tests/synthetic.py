@@ -8,6 +8,7 @@ from typing import Any
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.settings import Settings
 from pytest_llmswap.verdict.aggregate import summarize
+from pytest_llmswap.types import Prices
 
 _WORDS = ("the customer reports a billing error on invoice order account refund shipping delay password reset "
           "login fails since update please escalate to tier two support team priority high low medium").split()
@@ -43,7 +44,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
         ModelInfo("haiku", "anthropic/claude-haiku-4-5", "litellm", "claude-haiku-4-5-20251001"),
         ModelInfo("gpt-4o-mini", "openai/gpt-4o-mini", "litellm", "gpt-4o-mini-2024-07-18"),
         ModelInfo("local-int8", "hf:./models/triage?quant=int8", "hf", "./models/triage@int8",
-                  prices={"input_per_mtok": None, "output_per_mtok": None, "gpu_hour_usd": 2.5},
+                  prices=Prices(gpu_hour_usd=2.5),
                   throughput_tok_s=400.0),
     ]
     # (cost per call, latency, mutation rate, regression share) per model

@@ -56,12 +56,15 @@ def test_report_rerenders_html_and_markdown(tmp_path, capsys, single):
     assert code == 0 and (tmp_path / "sub" / "r.html").exists()
 
 
-def test_a_version_2_file_is_read_with_its_verdicts_recomputed(tmp_path, capsys, single):
-    # Version 2 summaries carried the net regression rate and settings had not_recommended_when: the reader drops
-    # both and computes the summaries as this version does, so `llmswap report` renders an old file.
+@pytest.mark.parametrize("version, summaries", [
+    (2, {"candidates": {"gone": {"regression_rate": 0.5}}}),  # the net regression rate
+    (3, {"candidates": {"gone": {"contracts": {"c": {"mean_edit": 0.5, "mean_semantic": None}}}}}),
+])
+def test_an_older_file_is_read_with_its_verdicts_recomputed(tmp_path, capsys, single, version, summaries):
+    # Older summaries (and version 2's not_recommended_when setting) are dropped and computed as this version
+    # computes them, so `llmswap report` renders an old file.
     old = single.to_dict()
-    old.update(format_version=2, summaries={"candidates": {"gone": {"regression_rate": 0.5}}},
-               settings={**old["settings"], "not_recommended_when": "both"})
+    old.update(format_version=version, summaries=summaries, settings={**old["settings"], "not_recommended_when": "both"})
     read = RunResults.from_dict(json.loads(json.dumps(old)))
     assert read.format_version == RESULTS_FORMAT_VERSION and "not_recommended_when" not in read.settings
     assert read.summaries == summarize(single)

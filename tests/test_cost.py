@@ -10,6 +10,7 @@ from pytest_llmswap.verdict.cost import break_even_months, switching_cost
 from pytest_llmswap.verdict.pricing import Pricing
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.settings import Settings
+from pytest_llmswap.types import Prices
 
 
 def response(cost=None, latency=None, inp=0, out=0, reasoning=0):
@@ -68,7 +69,7 @@ def case(contract, case_id, candidate, golden_costs, output, flip=None, exceeded
 @pytest.fixture
 def run() -> RunResults:
     """Contracts A (100k calls/month), B (20k) and C (no volume); candidates priced three different ways."""
-    cheap_prices = {"input_per_mtok": 0.5, "output_per_mtok": 1.5, "gpu_hour_usd": None}
+    cheap_prices = Prices(input_per_mtok=0.5, output_per_mtok=1.5)
     cheap = response(cost=0.5, inp=1000, out=200)  # configured prices: $0.0008 per call, not the recorded $0.5
     cases = []
     for name, outputs in {
@@ -87,7 +88,7 @@ def run() -> RunResults:
     return RunResults(
         created_at="2026-01-01T00:00:00Z", incumbent=ModelInfo("inc", "openai/gpt-4o", "litellm"),
         candidates=[ModelInfo("cheap", "x/cheap", "litellm", prices=cheap_prices),
-                    ModelInfo("gpu", "hf:./q", "hf", prices={"gpu_hour_usd": 3.6}, throughput_tok_s=100.0),
+                    ModelInfo("gpu", "hf:./q", "hf", prices=Prices(gpu_hour_usd=3.6), throughput_tok_s=100.0),
                     ModelInfo("free", "hf:./f", "hf")],
         contracts=[ContractInfo("A", rework_hours=3, calls_per_month=100_000),
                    ContractInfo("B", rework_hours=5, calls_per_month=20_000),
@@ -145,7 +146,7 @@ def test_hourly_rate_defaults_to_100(run):
 
 
 def test_a_gpu_hour_incumbent_not_measured_in_this_run_is_unpriced_and_says_how_to_fix_it(run):
-    run.incumbent = ModelInfo("inc", "hf:./teacher", "hf", prices={"gpu_hour_usd": 0.4})
+    run.incumbent = ModelInfo("inc", "hf:./teacher", "hf", prices=Prices(gpu_hour_usd=0.4))
     s = costs(run)["cheap"]
     assert s.incumbent_monthly_usd is None and s.unpriced_contracts == ("A", "B")
     assert s.unpriced_reason == ("the incumbent inc is priced per GPU hour, but its throughput was not measured in "

@@ -11,6 +11,7 @@ from pytest_llmswap.verdict.cost import _unpriced_reason
 from pytest_llmswap.golden import GoldenCase, dump_golden_file, load_golden_file
 from pytest_llmswap.verdict.pricing import Pricing
 from pytest_llmswap.results import ModelInfo
+from pytest_llmswap.types import Prices
 
 # Echo answers with the prompt: "Say hi" is 2 input and 2 output tokens. The prices are far from litellm's table.
 PYPROJECT = """
@@ -75,7 +76,7 @@ def test_goldens_recorded_before_the_field_stay_readable(tmp_path):
      'in a [tool.llmswap.models.NAME] with model = "openai/y", and pass NAME instead of the spec'),
     ("incumbent", ModelInfo("incumbent", "(goldens)", "golden"),
      "the incumbent's goldens do not name a configured model: pass --incumbent-model NAME"),
-    ("incumbent", ModelInfo("local", "hf:./t", "hf", prices={"gpu_hour_usd": 0.4}),
+    ("incumbent", ModelInfo("local", "hf:./t", "hf", prices=Prices(gpu_hour_usd=0.4)),
      "(pass --incumbent-model local so it is measured)"),
 ])
 def test_the_unpriced_hint_names_the_exact_fix(who, info, fix):

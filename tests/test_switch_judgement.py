@@ -11,14 +11,15 @@ from pytest_llmswap.report.markdown import render_markdown
 from pytest_llmswap.report.terminal import RunReport
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.verdict.summaries import DROP_IN, NOT_RECOMMENDED, REWORK, Switching, Verdict
+from pytest_llmswap.types import Prices
 
 
 def answer(latency: float) -> dict:
     return {"text": "ok", "usage": {"input_tokens": 500_000, "output_tokens": 500_000}, "latency_s": latency}
 
 
-def prices(per_mtok: float) -> dict:
-    return {"input_per_mtok": per_mtok, "output_per_mtok": per_mtok, "gpu_hour_usd": None}
+def prices(per_mtok: float) -> Prices:
+    return Prices(input_per_mtok=per_mtok, output_per_mtok=per_mtok)
 
 
 def run() -> RunResults:

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from ..verdict.figures import plural
 from ..files import write_text
 from . import view
 from ..results import CaseResult, RunResults
+from ..types import Prices
 from .matrix import PAGE_ROWS, columns, matrix_rows
 from .svg import PlanePoint, capability_cost_plane, histogram
 
@@ -59,6 +60,7 @@ def _environment() -> jinja2.Environment:
                        secs=_lenient(view.seconds), months=view.months, local=_lenient(view.strip_paths),
                        plural=lambda count, word: plural(count, word))
     env.globals["checkpoint"] = view.checkpoint
+    env.globals["price_keys"] = [f.name for f in fields(Prices)]
     return env
 
 

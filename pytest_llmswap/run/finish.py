@@ -156,7 +156,7 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
     answers = [r.output for r in results if r.candidate == candidate and r.output] if candidate else [
         s for r in results for s in r.golden]
     resolved = sorted({a["model"] for a in answers if a.get("model")})
-    prices = spec.prices.__dict__ if spec.prices else None
+    prices = spec.prices
     calibration = state.answers.throughput.get(spec.name) or (None if candidate else _stored_calibration(state, spec))
     throughput = calibration.throughput_tok_s if calibration else None
     basis = Pricing.of(prices, throughput).basis

@@ -53,7 +53,7 @@ def counting(progress: Progress, requests: Sequence[Request]) -> OnAnswer:
 
 def gpu_hour_priced(spec: ModelSpec) -> bool:
     prices = spec.prices
-    return prices is not None and prices.gpu_hour_usd is not None and not Pricing.of(prices.__dict__).per_token
+    return prices is not None and prices.gpu_hour_usd is not None and not Pricing.of(prices).per_token
 
 
 def throughputs(executor: Executor, incumbent: ModelSpec | None, specs: Sequence[ModelSpec],

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..types import Prices
+
 GPU_HOUR_UNMEASURED = "priced per GPU hour, but its throughput was not measured in this run"
 
 
@@ -27,10 +29,9 @@ class Pricing:
     throughput_tok_s: float | None = None
 
     @classmethod
-    def of(cls, prices: Mapping[str, float | None] | None, throughput_tok_s: float | None = None) -> Pricing:
-        prices = prices or {}
-        return cls(prices.get("input_per_mtok"), prices.get("output_per_mtok"), prices.get("gpu_hour_usd"),
-                   throughput_tok_s)
+    def of(cls, prices: Prices | None, throughput_tok_s: float | None = None) -> Pricing:
+        prices = prices or Prices()
+        return cls(prices.input_per_mtok, prices.output_per_mtok, prices.gpu_hour_usd, throughput_tok_s)
 
     @property
     def per_token(self) -> bool:
