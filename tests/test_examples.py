@@ -44,7 +44,14 @@ def test_main_job_ranks_quantized_variants_below_the_distilled_student(tmp_path)
     assert s["student"]["metrics"]["kl"]["mean"] > s["teacher-int8"]["metrics"]["kl"]["mean"]
     assert s["teacher-int8"]["metrics"]["top1"]["mean"] > s["student"]["metrics"]["top1"]["mean"]
     verdicts = results["summaries"]["verdicts"]
-    assert verdicts["student"]["verdict"] != "drop-in"
+    assert verdicts["student"]["verdict"] == "migrate with rework"
+    # Measured rework: the student asked the teacher's prompt too; its own prompt (pyproject.toml) wins cases back.
+    adaptation = s["student"]["adaptation"]
+    assert adaptation["contracts"] == ["examples/test_triage.py::test_triage"]
+    assert adaptation["before"]["regressions"] > s["student"]["regressions"] > 0
+    assert any(r.startswith("measured rework: on the incumbent's prompt not recommended, broken-case rate")
+               and "the adapted prompt wins back" in r for r in verdicts["student"]["reasons"])
+    assert s["teacher-int8"]["adaptation"] is None
     html = (tmp_path / "report.html").read_text()
     assert "teacher-int8" in html and "student" in html and "<svg" in html
 
