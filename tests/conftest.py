@@ -4,11 +4,13 @@ import sys
 # Under pytest-xdist the workers share the cores: each worker's torch, MKL and OpenBLAS take their share of them
 # (one thread each with -n 2 on 2 cores). Left at their default (every core each), the OpenMP threads of two
 # workers, and of the subprocesses they start, wait on each other: the local-model tests ran 3-6 times slower
-# (tests/test_hf_backend.py: 93 s instead of 15 s beside one busy process). Set before numpy is imported, and
-# inherited by every subprocess a test starts.
+# (tests/test_hf_backend.py: 93 s instead of 15 s beside one busy process). Without xdist, OpenMP threads that
+# wait sleep instead of spinning, which makes the same difference on a machine that runs anything else (23 s
+# instead of 10 s for that file). Set before numpy is imported, and inherited by every subprocess a test starts.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy  # noqa: F401 - loaded once here: pytester's in-process runs cannot re-import C extensions
 import scipy.stats  # noqa: F401
