@@ -118,6 +118,8 @@ def test_shop(case):
 GUARD = """
 import socket
 
+CONNECT = socket.socket.connect, socket.socket.connect_ex
+
 
 def refuse(sock, address):
     raise OSError(f"network access in an offline run: {address}")
@@ -125,6 +127,11 @@ def refuse(sock, address):
 
 socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
+
+
+def pytest_unconfigure(config):
+    # An in-process run shares the process of the test that started it: the sockets are given back at its end.
+    socket.socket.connect, socket.socket.connect_ex = CONNECT
 """
 
 
@@ -423,7 +430,7 @@ def test_empty_candidate_answer_is_a_failed_call_unless_allow_empty(pytester, li
 
 
 @pytest.mark.slow(seconds=10)
-def test_example_app_replays_offline_and_runs_on_the_student(pytester):
+def test_example_app_replays_offline_and_runs_on_the_student(pytester, litellm_loaded):
     pytest.importorskip("transformers")
     shutil.copytree(ROOT / "examples" / "app", pytester.path / "app")
     shutil.copytree(ROOT / "examples" / "data", pytester.path / "data")
@@ -435,9 +442,10 @@ semantic = false
 model = "hf:{ROOT / "examples" / "models" / "student"}"
 gpu_hour_usd = 0.40
 ''')
-    pytester.makeconftest(GUARD)  # the runs are subprocesses: the socket guard is their conftest
+    pytester.makeconftest(GUARD)  # the socket guard is the runs' conftest
     goldens = json.loads((pytester.path / "app" / "__llm_goldens__" / "test_support_app.json").read_text())
-    replay = pytester.runpytest_subprocess("app", "-p", "no:cacheprovider")
+    # The replay loads no model: in this process (litellm is loaded once for it). The student's run is a subprocess.
+    replay = pytester.runpytest_inprocess("app", "-p", "no:cacheprovider")
     replay.assert_outcomes(passed=len(goldens["contracts"]["test_support_app"]["cases"]))
     # Three of the tickets on the student (each case is two calls to a local model, one at a time).
     picked = ["billing-001", "account-005", "ambiguous-001"]
