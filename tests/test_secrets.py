@@ -217,11 +217,13 @@ def test_application_mode_retries_errors_and_empty_answers_and_reports_the_real_
                   + named("down", down.url, api_key='"k-down-1234"'))
         monkeypatch.setenv("APP_URL", good.url)
         pytester.runpytest("--llmswap-record", "new").assert_outcomes(passed=2)
+        # A 10 ms backoff: this test is about what is retried and reported, not how long the waits are.
         result = pytester.runpytest("--candidate-model", "flaky", "--llmswap-retries", "3", "--llmswap-json",
-                                    "out.json")
+                                    "out.json", "--llmswap-backoff", "0.01")
         result.assert_outcomes(passed=2)  # a 500 and two empty answers, retried, then answers
         assert len(flaky.seen) == 5 and len(flaky.answered) == 2
-        result = pytester.runpytest("--candidate-model", "down", "--llmswap-retries", "1", "--llmswap-timeout", "2")
+        result = pytester.runpytest("--candidate-model", "down", "--llmswap-retries", "1", "--llmswap-timeout", "2",
+                                    "--llmswap-backoff", "0.01")
         result.assert_outcomes(failed=2)
         assert len(down.seen) == 4  # each case: one call and one retry
     result.stdout.fnmatch_lines(["*model call failed: down: ServiceUnavailableError after 2 attempt(s)*503*"])
