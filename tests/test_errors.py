@@ -120,7 +120,7 @@ def test_record_of_a_model_error_fails_the_item_and_writes_no_golden(suite, monk
     pytester = suite()
     # Port 9 on loopback refuses connections: the call fails fast and is not retried past the limit.
     result = pytester.runpytest("--incumbent-model", "openai/gpt-4o-mini", "--llmswap-record", "new",
-                                "--llmswap-retries", "1", "--llmswap-timeout", "2",
+                                "--llmswap-retries", "1", "--llmswap-timeout", "2", "--llmswap-backoff", "0.01",
                                 "-o", "llmswap_concurrency=2")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*recording failed: openai/gpt-4o-mini: *Error after 2 attempt(s)*"])

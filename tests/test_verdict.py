@@ -138,7 +138,7 @@ def test_failed_calls_after_retries_count_as_failures_and_make_the_verdict_incon
             chat_server(breaks({"w0", "w1", "w3", "w4", "w6", "w7"}), fault_for=fault) as wreck:
         write_suite(pytester, 8, {"flaky": flaky.url, "wreck": wreck.url})
         record(pytester)
-        result, out = replay(pytester, "flaky", "wreck", args=("--llmswap-retries", "1"))
+        result, out = replay(pytester, "flaky", "wreck", args=("--llmswap-retries", "1", "--llmswap-backoff", "0.01"))
         # Each failing prompt was tried twice (one retry), the others once.
         assert sorted(flaky.prompts()) == sorted([f"Say w{i}" for i in range(8)] + ["Say w2", "Say w5"])
         s, v = out["summaries"]["candidates"]["flaky"], out["summaries"]["verdicts"]["flaky"]
