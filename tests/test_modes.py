@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from pytest_llmswap.results import RESULTS_FORMAT_VERSION
+
 
 def goldens(pytester: pytest.Pytester, module: str = "test_suite") -> dict:
     return json.loads((pytester.path / "__llm_goldens__" / f"{module}.json").read_text())
@@ -93,7 +95,7 @@ def test_candidate_ids_gain_the_candidate_name_and_nothing_is_recorded(suite):
                                  "  pass rate 100.0%: 2 of 2 cases passed (incumbent 100.0%)*"])
     assert (pytester.path / "__llm_goldens__" / "test_suite.json").read_text() == before
     out = json.loads((pytester.path / "out.json").read_text())
-    assert out["format_version"] == 3
+    assert out["format_version"] == RESULTS_FORMAT_VERSION == 4
     assert {c["candidate"] for c in out["cases"]} == {"mirror"}
     assert all(c["metrics"]["exact"] == 1.0 and c["metrics"]["edit"] == 1.0 for c in out["cases"])
     assert (pytester.path / "llmswap-report.html").is_file()
