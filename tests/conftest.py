@@ -2,7 +2,7 @@ import os
 import sys
 
 # Under pytest-xdist the workers share the cores: each worker's torch, MKL and OpenBLAS take their share of them
-# (one thread each with -n 2 on 2 cores). Left at their default (every core each), the OpenMP threads of two
+# (one thread each with -n 3 on 2 cores). Left at their default (every core each), the OpenMP threads of two
 # workers, and of the subprocesses they start, wait on each other: the local-model tests ran 3-6 times slower
 # (tests/test_hf_backend.py: 93 s instead of 15 s beside one busy process). Without xdist, OpenMP threads that
 # wait sleep instead of spinning, which makes the same difference on a machine that runs anything else (23 s
