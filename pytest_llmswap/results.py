@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .settings import Settings
-from .types import Prices
+from .types import Prices, Sample
 from .verdict.summaries import Summaries
 
 RESULTS_FORMAT_VERSION = 4
@@ -79,7 +79,7 @@ class Unadapted:
     contract, judged against the same goldens as the row (docs/cost.md, "Measured rework")."""
 
     prompt: str
-    output: dict[str, Any] | None = None
+    output: Sample | None = None
     candidate_passed: bool | None = None
     check_message: str | None = None
     flip: str | None = None
@@ -97,7 +97,8 @@ class Unadapted:
 class CaseResult:
     """One case of one contract on one candidate (``candidate`` is None for a replay or record row).
 
-    ``golden`` holds the incumbent's K samples (``Response.to_dict``), ``output`` the candidate's response.
+    ``golden`` holds the incumbent's K samples (with ``passed``, its checks on each), ``output`` the candidate's
+    answer.
     ``golden_passes`` counts the samples the contract's checks passed on; ``golden_passed`` is True when
     most did. ``candidate_passed`` is the checks on the candidate's answer (None when its call failed:
     ``call_error`` says why). ``flip`` is ``"regression"`` (the candidate failed where the incumbent passed
@@ -115,8 +116,8 @@ class CaseResult:
     candidate: str | None
     variables: dict[str, Any]
     prompt: str
-    golden: list[dict[str, Any]] = field(default_factory=list)
-    output: dict[str, Any] | None = None
+    golden: list[Sample] = field(default_factory=list)
+    output: Sample | None = None
     golden_passes: int | None = None
     candidate_passed: bool | None = None
     check_message: str | None = None
@@ -179,13 +180,11 @@ class RunResults:
     def to_dict(self, *, logprobs: bool = False) -> dict[str, Any]:
         """The JSON file's content; per-token log-probs are left out unless ``logprobs`` (they are most of the
         bytes, and KL is already computed)."""
-        data = asdict(self)
+        data = asdict(replace(self, cases=[]))
         # A case's golden samples repeat on every candidate row: the file holds each set once, by reference.
         samples: dict[str, list[dict[str, Any]]] = {}
+        data["cases"] = [_case_dict(case, logprobs) for case in self.cases]
         for case in data["cases"]:
-            if not logprobs:
-                for answer in (*case["golden"], case["output"] or {}):
-                    answer.pop("logprobs", None)
             if case["golden"]:
                 ref = hashlib.sha256(json.dumps(case["golden"], sort_keys=True, default=str).encode()).hexdigest()[:16]
                 samples.setdefault(ref, case["golden"])
@@ -210,8 +209,23 @@ class RunResults:
             cases = [dict(c, golden=samples[c["golden"]]) if isinstance(c.get("golden"), str) else c
                      for c in data.get("cases", [])]
             return from_plain(cls, {**data, "cases": cases})
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ResultsFormatError(f"{source}: malformed results file ({exc})") from None
+
+
+def _case_dict(case: CaseResult, logprobs: bool) -> dict[str, Any]:
+    """A case as the file holds it, its samples as each writes itself (the golden by value, before de-duplication).
+
+    Log-probs are left out of the golden and the output unless ``logprobs``; an unadapted answer keeps its own.
+    """
+    unadapted = case.unadapted
+    data = asdict(replace(case, golden=[], output=None,
+                          unadapted=None if unadapted is None else replace(unadapted, output=None)))
+    data["golden"] = [s.to_dict(logprobs=logprobs) for s in case.golden]
+    data["output"] = None if case.output is None else case.output.to_dict(logprobs=logprobs)
+    if unadapted is not None and unadapted.output is not None:
+        data["unadapted"]["output"] = unadapted.output.to_dict()
+    return data
 
 
 def _current_settings(settings: Any) -> Any:
@@ -241,6 +255,8 @@ def from_plain(kind: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         if not isinstance(data, dict):
             raise TypeError(f"{kind.__name__} needs an object, not {type(data).__name__}")
+        if kind is Sample:  # its keys are not its fields one to one (usage, calls): it reads itself
+            return Sample.from_dict(data)
         hints = typing.get_type_hints(kind)
         return kind(**{f.name: from_plain(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)
                        if f.init and f.name in data})

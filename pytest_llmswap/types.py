@@ -1,4 +1,4 @@
-"""Plain data types shared by every layer: usage, responses, requests, model specs.
+"""Plain data types shared by every layer: usage, responses, samples, application calls, requests, model specs.
 
 Nothing here imports pytest, litellm, torch or transformers.
 """
@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -207,9 +207,7 @@ class Response:
             "text": self.text, "model": self.model,
             "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
                       "reasoning_tokens": self.usage.reasoning_tokens},
-            # Milliseconds and six significant digits: what a reviewer reads, and stable in a PR diff.
-            "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
-            "cost_usd": None if self.cost_usd is None else float(f"{self.cost_usd:.6g}"),
+            "latency_s": _stored_latency(self.latency_s), "cost_usd": _stored_cost(self.cost_usd),
             "finish_reason": self.finish_reason,
         }
         if self.logprobs is not None:
@@ -224,6 +222,78 @@ class Response:
             latency_s=data.get("latency_s"), cost_usd=data.get("cost_usd"), finish_reason=data.get("finish_reason"),
             logprobs=None if lps is None else tuple(TokenLogprob.from_dict(t) for t in lps),
         )
+
+
+# Milliseconds and six significant digits: what a reviewer reads, and stable in a PR diff.
+def _stored_latency(latency_s: float | None) -> float | None:
+    return None if latency_s is None else round(latency_s, 4)
+
+
+def _stored_cost(cost_usd: float | None) -> float | None:
+    return None if cost_usd is None else float(f"{cost_usd:.6g}")
+
+
+@dataclass
+class CallRecord:
+    """One LLM call an application made (application mode): the plain request and the response it got.
+
+    ``request`` is what :func:`~.intercept.wire.make_request` builds (never credentials); ``response`` has
+    ``text``, ``tool_calls``, ``usage``, ``finish_reason``, ``model``, ``latency_s``, ``cost_usd`` and, for a
+    stream, ``chunks`` (the text of each chunk) and, for a local model, a ``note`` on what it could not honour.
+    """
+
+    request: dict[str, Any]
+    response: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request": self.request, "response": self.response}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
+        return cls(request=dict(data["request"]), response=dict(data.get("response") or {}))
+
+
+@dataclass(frozen=True)
+class Sample(Response):
+    """An answer as a case result keeps it: one of the incumbent's golden samples, or the candidate's output.
+
+    ``passed`` is the contract's checks on it (incumbent samples only; None when not run) and ``calls`` the
+    calls the application made for it (application mode only). Its figures are held at the precision of the
+    results file, so a report read from the file shows what the session showed (and a sample read back equals
+    itself); ``to_dict`` is ``Response.to_dict`` with ``calls`` and then ``passed`` when they are set.
+    """
+
+    passed: bool | None = None
+    calls: tuple[CallRecord, ...] | None = None
+
+    @classmethod
+    def of(cls, response: Response, *, passed: bool | None = None,
+           calls: tuple[CallRecord, ...] | None = None) -> Sample:
+        """``response`` as a result keeps it (latency, cost and log-probs rounded as the file stores them)."""
+        kept = {f.name: getattr(response, f.name) for f in fields(Response)}
+        lps = response.logprobs
+        return cls(**{**kept, "latency_s": _stored_latency(response.latency_s),
+                      "cost_usd": _stored_cost(response.cost_usd),
+                      "logprobs": None if lps is None else tuple(TokenLogprob.from_dict(t.to_dict()) for t in lps)},
+                   passed=passed, calls=calls)
+
+    def to_dict(self, *, logprobs: bool = True) -> dict[str, Any]:
+        """The sample in the results file; ``logprobs=False`` leaves its per-token log-probs out."""
+        data = super().to_dict()
+        if not logprobs:
+            data.pop("logprobs", None)
+        if self.calls is not None:
+            data["calls"] = [c.to_dict() for c in self.calls]
+        if self.passed is not None:
+            data["passed"] = self.passed
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sample:
+        """A sample of a results or golden file (unknown keys are ignored)."""
+        calls = data.get("calls")
+        return replace(super().from_dict(data), passed=data.get("passed"),
+                       calls=None if calls is None else tuple(CallRecord.from_dict(c) for c in calls))
 
 
 @dataclass(frozen=True)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import replace
 
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.settings import Settings
 from pytest_llmswap.verdict.aggregate import summarize
-from pytest_llmswap.types import Prices
+from pytest_llmswap.types import Prices, Sample, Usage
 
 _WORDS = ("the customer reports a billing error on invoice order account refund shipping delay password reset "
           "login fails since update please escalate to tier two support team priority high low medium").split()
 
 
-def _response(text: str, model: str, rng: random.Random, cost_usd: float | None, latency: float) -> dict[str, Any]:
+def _response(text: str, model: str, rng: random.Random, cost_usd: float | None, latency: float) -> Sample:
     tokens = len(text.split())
-    return {"text": text, "model": model, "usage": {"input_tokens": 40 + tokens, "output_tokens": tokens,
-                                                    "reasoning_tokens": 0},
-            "latency_s": round(latency * rng.uniform(0.6, 1.8), 4), "cost_usd": cost_usd, "finish_reason": "stop"}
+    return Sample(text, model, Usage(input_tokens=40 + tokens, output_tokens=tokens),
+                  latency_s=round(latency * rng.uniform(0.6, 1.8), 4), cost_usd=cost_usd, finish_reason="stop")
 
 
 def _mutate(text: str, rng: random.Random, rate: float) -> str:
@@ -63,8 +62,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
         text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 30)))
         golden = [_response(_mutate(text, rng, 0.03 * k), incumbent.resolved_id, rng, 0.0025, 0.9) for k in range(2)]
         golden_passed = rng.random() > 0.04
-        for sample in golden:
-            sample["passed"] = golden_passed
+        golden = [replace(sample, passed=golden_passed) for sample in golden]
         for model in candidates:
             cost, latency, rate, regress = profile[model.name]
             forced = extra_outputs.get((model.name, case_id))
@@ -73,7 +71,7 @@ def synthetic_results(n_cases: int = 200, *, n_contracts: int = 8, seed: int = 0
                                                                   else rng.random() < 0.3)
             flip = ("regression" if golden_passed and not candidate_passed else
                     "improvement" if candidate_passed and not golden_passed else None)
-            same = out_text == golden[0]["text"]
+            same = out_text == golden[0].text
             edit = 1.0 if same else max(0.0, min(1.0, 1 - rate * rng.uniform(0.2, 2.0)))
             semantic = 1.0 if same else max(0.0, min(1.0, 1 - rate * rng.uniform(0.0, 1.2)))
             exceeded = ["semantic"] if semantic < 0.85 else []

@@ -10,12 +10,12 @@ from pytest_llmswap.verdict.cost import break_even_months, switching_cost
 from pytest_llmswap.verdict.pricing import Pricing
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.settings import Settings
-from pytest_llmswap.types import Prices
+from pytest_llmswap.types import Prices, Sample, Usage
 
 
 def response(cost=None, latency=None, inp=0, out=0, reasoning=0):
-    return {"text": "x", "usage": {"input_tokens": inp, "output_tokens": out, "reasoning_tokens": reasoning},
-            "latency_s": latency, "cost_usd": cost}
+    return Sample("x", usage=Usage(input_tokens=inp, output_tokens=out, reasoning_tokens=reasoning),
+                  latency_s=latency, cost_usd=cost)
 
 
 class TestCallCost:

@@ -22,7 +22,7 @@ def big():
     results = synthetic_results(10_000, extra_outputs={("haiku", "case-00003"): HOSTILE})
     for i, case in list(enumerate(results.cases))[::50]:
         # Long outputs must not blow the budget: only a snippet of each is shown.
-        results.cases[i] = replace(case, output=dict(case.output, text=case.output["text"] + " filler" * 3000))
+        results.cases[i] = replace(case, output=replace(case.output, text=case.output.text + " filler" * 3000))
     return results
 
 

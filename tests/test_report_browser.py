@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,7 @@ def wide_report(tmp_path_factory) -> Path:
     for i, case in enumerate(results.cases):
         case.metrics.update({"fields": 0.5, "style": 0.12, "kl": 0.0312, "top1": 0.97, "deepeval:Answer Relevancy": 0.8})
         if i % 9 == 0 and case.output is not None:
-            case.output["text"] = "x" * 300 + " " + case.output["text"]
+            results.cases[i] = replace(case, output=replace(case.output, text="x" * 300 + " " + case.output.text))
     return write_html(results, tmp_path_factory.mktemp("browser-wide") / "report.html")
 
 

@@ -16,6 +16,7 @@ from pytest_llmswap.report import matrix
 from pytest_llmswap.drift.metrics import report_order
 from pytest_llmswap.report.html import render_html, write_html
 from pytest_llmswap.results import CaseResult, RunResults
+from pytest_llmswap.types import Sample
 from pytest_llmswap.report.svg import PlanePoint, capability_cost_plane, frontier, histogram, nice_ticks
 from synthetic import synthetic_results
 from pytest_llmswap.report.view import candidate_views, money, overall_line, strip_paths, word_diff
@@ -100,7 +101,7 @@ def _one_contract(passing: int, failing: int, text: str = "an answer") -> RunRes
     base = synthetic_results(3)
     template = base.cases[0]
     cases = [CaseResult(contract=template.contract, case_id=f"c{i:04d}", candidate="haiku", variables={},
-                        prompt="p", golden=[{"text": text}], output={"text": text + " changed"},
+                        prompt="p", golden=[Sample(text)], output=Sample(text + " changed"),
                         golden_passes=1, candidate_passed=i >= failing,
                         flip="regression" if i < failing else None, passed=i >= failing)
              for i in range(passing + failing)]
@@ -165,7 +166,7 @@ def test_histogram_counts_every_value():
 def test_replay_only_run_renders_the_goldens():
     base = synthetic_results(3)
     cases = [CaseResult(contract=base.contracts[0].id, case_id=f"r{i}", candidate=None, variables={}, prompt="p",
-                        golden=[{"text": f"golden answer {i}"}], golden_passes=int(i == 0), passed=i == 0,
+                        golden=[Sample(f"golden answer {i}")], golden_passes=int(i == 0), passed=i == 0,
                         failure=None if i == 0 else "AssertionError: golden fails its own check")
              for i in range(2)]
     results = RunResults(created_at="now", incumbent=base.incumbent, contracts=base.contracts[:1], cases=cases)

@@ -83,7 +83,7 @@ def test_the_candidate_is_asked_both_prompts_and_judged_on_its_adapted_one(tmp_p
     assert case.held and case.prompt == "Hello Ada, nice to meet you"
     assert case.unadapted is not None and not case.unadapted.held
     assert case.unadapted.flip == "regression" and case.unadapted.check_message.startswith("no greeting")
-    assert case.unadapted.output["text"] == "Greet Ada"
+    assert case.unadapted.output.text == "Greet Ada"
 
 
 def test_the_verdict_reads_the_adapted_result_and_says_what_the_prompt_won_back(tmp_path):

@@ -11,11 +11,11 @@ from pytest_llmswap.report.markdown import render_markdown
 from pytest_llmswap.report.terminal import RunReport
 from pytest_llmswap.results import CaseResult, ContractInfo, ModelInfo, RunResults
 from pytest_llmswap.verdict.summaries import DROP_IN, NOT_RECOMMENDED, REWORK, Switching, Verdict
-from pytest_llmswap.types import Prices
+from pytest_llmswap.types import Prices, Sample, Usage
 
 
-def answer(latency: float) -> dict:
-    return {"text": "ok", "usage": {"input_tokens": 500_000, "output_tokens": 500_000}, "latency_s": latency}
+def answer(latency: float) -> Sample:
+    return Sample("ok", usage=Usage(input_tokens=500_000, output_tokens=500_000), latency_s=latency)
 
 
 def prices(per_mtok: float) -> Prices:

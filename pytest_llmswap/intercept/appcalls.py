@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from . import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, records_from_json,
-                        records_to_json, summarize, tool_call_agreement)
+from . import (Answer, CallRecord, Candidate, InterceptError, Record, Replay, intercept, summarize,
+                        tool_call_agreement)
 from ..models.base import empty_answer_message
 from ..models.cache import ResponseCache
-from ..types import ModelCallError, Response, Usage, redact
+from ..types import ModelCallError, Response, Sample, Usage, redact
 
 
 @dataclass
@@ -165,9 +165,9 @@ def _failed_passthrough_call(run: AppRun, allow_empty: bool) -> str | None:
     return None
 
 
-def replay(fn: Callable[..., Any], kwargs: dict[str, Any], sample: dict[str, Any], record_command: str) -> AppRun:
+def replay(fn: Callable[..., Any], kwargs: dict[str, Any], sample: Sample, record_command: str) -> AppRun:
     """Replay: every call is answered from the golden sample's calls, offline, checked against its request."""
-    return run_app(fn, kwargs, Replay(records_from_json(sample.get("calls")), record_command))
+    return run_app(fn, kwargs, Replay(list(sample.calls or ()), record_command))
 
 
 def candidate(fn: Callable[..., Any], kwargs: dict[str, Any], answer: Answer, model: str,
@@ -188,15 +188,15 @@ def value_text(value: Any, output: str) -> str:
                         "return a str, dict, list or number") from None
 
 
-def sample(run: AppRun, output: str) -> dict[str, Any]:
-    """The golden sample (or candidate output) of one run: a ``Response.to_dict`` (its text is the returned
-    value) plus the ``calls`` the application made."""
+def sample(run: AppRun, output: str, passed: bool | None = None) -> Sample:
+    """The golden sample (with ``passed``, its checks) or candidate output of one run: its text is the returned
+    value, its usage, latency and cost summed over the ``calls`` the application made."""
     summary = summarize(run.calls)
     models = sorted({str(c.response.get("model") or c.request.get("model") or "") for c in run.calls} - {""})
     response = Response(text=value_text(run.value, output), model=", ".join(models),
                         usage=Usage(summary["input_tokens"], summary["output_tokens"]),
                         latency_s=summary["latency_s"], cost_usd=summary["cost_usd"])
-    return {**response.to_dict(), "calls": records_to_json(run.calls)}
+    return Sample.of(response, passed=passed, calls=tuple(run.calls))
 
 
 def calls_note(run: AppRun) -> str:
@@ -220,7 +220,7 @@ def is_mismatch(exc: BaseException | None) -> bool:
     return isinstance(exc, InterceptError)
 
 
-def tool_scorer(golden: dict[str, Any], run: AppRun) -> Callable[[Response], tuple[dict[str, float | None],
+def tool_scorer(golden: Sample, run: AppRun) -> Callable[[Response], tuple[dict[str, float | None],
                                                                                  dict[str, str]]]:
     """The ``tools`` metric: agreement of the candidate's tool calls with the golden's, call by call.
 
@@ -228,8 +228,8 @@ def tool_scorer(golden: dict[str, Any], run: AppRun) -> Callable[[Response], tup
     """
 
     def score(_: Response) -> tuple[dict[str, float | None], dict[str, str]]:
-        golden_calls = golden.get("calls") or []
-        if not any(c.get("response", {}).get("tool_calls") for c in golden_calls) and not any(
+        golden_calls = golden.calls or ()
+        if not any(c.response.get("tool_calls") for c in golden_calls) and not any(
                 c.response.get("tool_calls") for c in run.calls):
             return {}, {}
         return {"tools": tool_call_agreement(golden_calls, run.calls)}, {}

@@ -4,28 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass
-class CallRecord:
-    """One LLM call the application made: the plain request and the response it got.
-
-    ``request`` is what :func:`~.wire.make_request` builds (never credentials); ``response`` has ``text``,
-    ``tool_calls``, ``usage``, ``finish_reason``, ``model``, ``latency_s``, ``cost_usd`` and, for a stream,
-    ``chunks`` (the text of each chunk) and, for a local model, a ``note`` on what it could not honour.
-    """
-
-    request: dict[str, Any]
-    response: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"request": self.request, "response": self.response}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
-        return cls(request=dict(data["request"]), response=dict(data.get("response") or {}))
+from ..types import CallRecord
 
 
 def records_to_json(records: Sequence[CallRecord]) -> list[dict[str, Any]]:

@@ -234,11 +234,11 @@ def candidate_views(results: RunResults) -> list[CandidateView]:
 
 
 def golden_text(case: CaseResult) -> str:
-    return case.golden[0].get("text", "") if case.golden else ""
+    return case.golden[0].text if case.golden else ""
 
 
 def output_text(case: CaseResult) -> str:
-    return (case.output or {}).get("text", "")
+    return case.output.text if case.output is not None else ""
 
 
 def checkpoint(model: ModelInfo) -> str:

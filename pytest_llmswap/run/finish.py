@@ -155,7 +155,7 @@ def _model_info(state: RunState, spec: ModelSpec, candidate: str | None) -> Mode
     results = state.results
     answers = [r.output for r in results if r.candidate == candidate and r.output] if candidate else [
         s for r in results for s in r.golden]
-    resolved = sorted({a["model"] for a in answers if a.get("model")})
+    resolved = sorted({a.model for a in answers if a.model})
     prices = spec.prices
     calibration = state.answers.throughput.get(spec.name) or (None if candidate else _stored_calibration(state, spec))
     throughput = calibration.throughput_tok_s if calibration else None
@@ -205,5 +205,5 @@ def _recorder(state: RunState) -> ModelSpec | None:
 
 def _golden_model(results: list[CaseResult]) -> ModelInfo | None:
     """In a replay, the incumbent is whatever model recorded the goldens."""
-    models = sorted({s.get("model", "") for r in results for s in r.golden if s.get("model")})
+    models = sorted({s.model for r in results for s in r.golden if s.model})
     return ModelInfo(name="incumbent", spec="(goldens)", kind=GOLDENS_KIND, resolved_id=", ".join(models)) if models else None

@@ -12,6 +12,7 @@ frozen result once, at its end: passed, broken, check failed, beyond tolerance, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ..intercept import appcalls
@@ -24,7 +25,7 @@ from ..drift.judge import CheckOutcome, ExtraScorer, Judgement, check_goldens, j
 from ..golden import GoldenCase
 from ..intercept import candidate_answer
 from ..results import CaseResult, Unadapted
-from ..types import ModelCallError, Request, Response, public_params
+from ..types import ModelCallError, Request, Response, Sample, public_params
 from .keys import ALL_CASES, ItemKey
 from .outcome import CaseOutcome, ItemOutcome, Status
 from .state import RunState
@@ -98,9 +99,9 @@ class Judge:
             responses = golden.responses
             perturbed = self._recorded_perturbed(key, case, golden)
         outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
-        samples = [dict(r.to_dict(), passed=o.passed) for r, o in zip(responses, outcomes)]
-        for sample in samples[1:]:
-            sample.pop("logprobs", None)  # the first sample's serve logit drift; K copies would bloat the file
+        # The first sample's log-probs serve logit drift; K copies would bloat the file.
+        samples = [Sample.of(r if i == 0 else replace(r, logprobs=None), passed=o.passed)
+                   for i, (r, o) in enumerate(zip(responses, outcomes))]
         draft.update(golden=samples, golden_passes=sum(o.passed for o in outcomes),
                      golden_invariance=_invariance(contract, responses[0].text, perturbed))
         if key in requests:
@@ -126,7 +127,7 @@ class Judge:
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
         golden_passes = self._golden_passes[case_key]
-        draft.update(golden=golden.samples, golden_passes=golden_passes)
+        draft.update(golden=_samples(golden), golden_passes=golden_passes)
         request = self.state.plan.unadapted.get(key) if self.state.plan else None
         if request is not None:  # measured rework: the same case asked with the incumbent's own prompt
             unadapted = self._unadapted(contract, check, goldens, golden_passes, request)
@@ -138,7 +139,7 @@ class Judge:
         if not isinstance(answer, Response):
             draft["call_error"] = str(answer)
             raise _Stop(Status.FAILED_CALL, f"model call failed: {answer}")
-        draft["output"] = answer.to_dict()
+        draft["output"] = Sample.of(answer)
         if answer.truncated:
             draft["notes"]["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
         perturbed = _invariance(contract, answer.text, self._perturbed_answers(key))
@@ -165,7 +166,7 @@ class Judge:
         if not isinstance(answer, Response):
             return Unadapted(prompt=prompt, call_error=str(answer))
         judgement = self._judgement(contract, check, goldens, golden_passes, answer, [])
-        return Unadapted(prompt=prompt, output=answer.to_dict(), candidate_passed=judgement.candidate.passed,
+        return Unadapted(prompt=prompt, output=Sample.of(answer), candidate_passed=judgement.candidate.passed,
                          flip=judgement.flip, exceeded=judgement.exceeded, exceeded_metrics=judgement.exceeded_metrics,
                          check_message=_check_message(judgement))
 
@@ -198,12 +199,13 @@ class Judge:
             if errors:
                 draft["call_error"] = errors[0]
                 raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
-            samples = [dict(appcalls.sample(r, contract.contract.output), passed=r.passed) for r in runs]
+            samples = [appcalls.sample(r, contract.contract.output, passed=r.passed) for r in runs]
             recording = self._recording(key, samples)
         else:
             golden = self._require_golden(key, case, draft["notes"])
-            runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in golden.samples]
-            samples = [dict(s, passed=r.passed) for s, r in zip(golden.samples, runs)]
+            recorded = _samples(golden)
+            runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in recorded]
+            samples = [replace(s, passed=r.passed) for s, r in zip(recorded, runs)]
         draft.update(golden=samples, prompt=appcalls.first_prompt(runs[0]), golden_passes=sum(r.passed for r in runs))
         draft["notes"]["calls"] = appcalls.calls_note(runs[0])
         failures = [r.failure for r in runs if r.failure is not None]
@@ -228,12 +230,13 @@ class Judge:
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
             command = self._app_record_command(key)
-            replays = [appcalls.replay(fn, kwargs, s, command) for s in golden.samples]
+            replays = [appcalls.replay(fn, kwargs, s, command) for s in _samples(golden)]
             self._golden_passes[case_key] = sum(r.passed for r in replays)
             mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
             if mismatch is not None:
                 self._app_mismatch[case_key] = str(mismatch)
-        draft.update(golden=golden.samples, golden_passes=self._golden_passes[case_key])
+        goldens = _samples(golden)
+        draft.update(golden=goldens, golden_passes=self._golden_passes[case_key])
         if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
             raise _Stop(Status.NOT_JUDGED, self._app_mismatch[case_key])
         spec = self.state.candidate(key.model)  # type: ignore[arg-type]
@@ -251,9 +254,9 @@ class Judge:
         draft["notes"]["calls"] = appcalls.calls_note(run)
         judgement = judge_candidate(
             lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
-            Response.from_dict(sample), tolerance=contract.contract.tolerance,
+            sample, tolerance=contract.contract.tolerance,
             json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
-            extra=[appcalls.tool_scorer(golden.samples[0], run)])
+            extra=[appcalls.tool_scorer(goldens[0], run)])
         return _judged(draft, judgement)
 
     def _incumbent_answer(self, allow_empty: bool) -> tuple[Any, str]:
@@ -290,17 +293,17 @@ class Judge:
             notes["golden"] = message
         return golden
 
-    def _recording(self, key: ItemKey, samples: list[dict[str, Any]],
+    def _recording(self, key: ItemKey, samples: list[Sample],
                    perturbed: dict[str, dict[str, Any]] | None = None) -> GoldenCase:
         """The golden an incumbent row records for its case."""
         contract, case = self.state.contract_case(key)
         options = self.state.options
         spec = options.incumbent
-        model = self.state.executor.backend(spec).resolved_model_id() if spec else samples[0].get("model", "")
+        model = self.state.executor.backend(spec).resolved_model_id() if spec else samples[0].model
         params = {**(spec.param_dict if spec else {}), **contract.contract.params}
         return GoldenCase(prompt_hash=case.prompt_hash, variables=case.variables,
                           messages=[list(m) for m in case.messages], model=model, params=public_params(params),
-                          samples=samples, recorded_at=self.state.started_at, recorded_by=options.incumbent_text,
+                          samples=[s.to_dict() for s in samples], recorded_at=self.state.started_at, recorded_by=options.incumbent_text,
                           perturbed=perturbed or {})
 
     def _logit_scorers(self, key: ItemKey) -> list[ExtraScorer]:
@@ -369,6 +372,11 @@ def _not_judged(draft: _Draft, status: Status, message: str,
     """A case that failed before (or instead of) its checks (a failed call, no usable golden): one line, kept
     as the result's failure, with whatever the draft held when it stopped."""
     return CaseOutcome(status, CaseResult(**draft, passed=False, failure=message), (message,), recording=recording)
+
+
+def _samples(golden: GoldenCase) -> list[Sample]:
+    """A golden's samples as the case's result keeps them."""
+    return [Sample.from_dict(s) for s in golden.samples]
 
 
 def _current(case: Case, golden: GoldenCase) -> list[str]:

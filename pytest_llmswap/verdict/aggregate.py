@@ -15,7 +15,7 @@ from ..drift import tokens
 from ..drift.metrics import report_order
 from ..results import CaseResult, RunResults, Unadapted
 from ..settings import Settings
-from ..types import Response
+from ..types import Sample
 from . import cost, stats
 from .figures import pct
 from .pricing import Pricing
@@ -67,7 +67,7 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
     # The one pass rate every report shows: a case passes when it held (answered, checks pass, within tolerance);
     # a failed call is a failed case, so the denominator never shrinks when calls fail.
     passed = sum(c.held for c in cases)
-    outputs = [c.output for c in cases if c.output]
+    outputs = [c.output for c in cases if c.output is not None]
     fractions = [c.golden_pass_fraction or 0.0 for c in cases if c.candidate_passed is not None
                  and c.golden_passes is not None]
     contracts: dict[str, list[CaseResult]] = defaultdict(list)
@@ -80,7 +80,7 @@ def _candidate(cases: list[CaseResult], pricing: Pricing, settings: Settings) ->
         pass_rate=_rate(passed, len(cases)),
         pass_rate_ci=_bounds(stats.wilson(passed, len(cases))) if cases else None,
         golden_pass_rate=_mean(fractions),
-        tokens_per_passed_check=tokens.tokens_per_passed_check(map(Response.from_dict, outputs), checks),
+        tokens_per_passed_check=tokens.tokens_per_passed_check(outputs, checks),
         metrics=_metrics(cases),
         usage=_usage(outputs, pricing),
         contracts={cid: _contract(rows, pricing) for cid, rows in contracts.items()},
@@ -159,8 +159,8 @@ def _contract(cases: list[CaseResult], pricing: Pricing) -> ContractSummary:
 
 def _incumbent(results: RunResults, cases: list[CaseResult]) -> IncumbentSummary:
     pricing = cost.pricing_of(results.incumbent)
-    samples: list[dict[str, Any]] = [s for c in cases for s in c.golden]
-    by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    samples: list[Sample] = [s for c in cases for s in c.golden]
+    by_contract: dict[str, list[Sample]] = defaultdict(list)
     for case in cases:
         by_contract[case.contract].extend(case.golden)
     fractions = [c.golden_pass_fraction for c in cases if c.golden_pass_fraction is not None]
@@ -192,12 +192,12 @@ def _bounds(interval: Any) -> tuple[float, float]:
     return (interval.low, interval.high)
 
 
-def _usage(responses: Iterable[dict[str, Any]], pricing: Pricing) -> Usage:
+def _usage(responses: Iterable[Sample], pricing: Pricing) -> Usage:
     rows = list(responses)
-    latency = tokens.latency_summary(r.get("latency_s") for r in rows)
+    latency = tokens.latency_summary(r.latency_s for r in rows)
     costs = [pricing.call_cost(r) for r in rows]
-    out_tokens = [r.get("usage", {}).get("output_tokens", 0) for r in rows]
-    total = sum(r.get("usage", {}).get("input_tokens", 0) for r in rows) + sum(out_tokens)
+    out_tokens = [r.usage.output_tokens for r in rows]
+    total = sum(r.usage.input_tokens for r in rows) + sum(out_tokens)
     priced = bool(costs) and all(c is not None for c in costs)
     return Usage(
         latency_p50=latency.p50, latency_p95=latency.p95, tokens_per_task=_mean(out_tokens), total_tokens=int(total),

@@ -12,7 +12,7 @@ from .pricing import GPU_HOUR_UNMEASURED, Pricing
 from ..results import CaseResult, ContractInfo, ModelInfo, RunResults
 from ..models import backends
 from ..settings import Settings
-from ..types import GOLDENS_KIND
+from ..types import GOLDENS_KIND, Sample
 from .figures import plural, pct
 from .summaries import (DROP_IN, INCONCLUSIVE, NOT_RECOMMENDED, REWORK, Adaptation, ContractSwitching, Evidence,
                         Switching, Verdict)
@@ -49,7 +49,7 @@ def switching_cost(results: RunResults, settings: Settings) -> dict[str, Switchi
     Monthly figures only count contracts with ``calls_per_month`` whose cost per call is known on both the
     incumbent (its golden samples) and the candidate, so the difference compares like with like.
     """
-    golden_samples: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    golden_samples: dict[str, dict[str, list[Sample]]] = defaultdict(dict)
     rows: dict[str, dict[str, list[CaseResult]]] = {m.name: defaultdict(list) for m in results.candidates}
     for case in results.cases:
         # The same golden appears once per candidate row (and on replay rows): count each case once.
