@@ -303,7 +303,8 @@ class Judge:
         params = {**(spec.param_dict if spec else {}), **contract.contract.params}
         return GoldenCase(prompt_hash=case.prompt_hash, variables=case.variables,
                           messages=[list(m) for m in case.messages], model=model, params=public_params(params),
-                          samples=[s.to_dict() for s in samples], recorded_at=self.state.started_at, recorded_by=options.incumbent_text,
+                          samples=[s.to_dict() for s in samples], recorded_at=self.state.started_at,
+                          recorded_by=options.incumbent_text,
                           perturbed=perturbed or {})
 
     def _logit_scorers(self, key: ItemKey) -> list[ExtraScorer]:
