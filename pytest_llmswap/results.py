@@ -216,7 +216,8 @@ class RunResults:
 def _case_dict(case: CaseResult, logprobs: bool) -> dict[str, Any]:
     """A case as the file holds it, its samples as each writes itself (the golden by value, before de-duplication).
 
-    Log-probs are left out of the golden and the output unless ``logprobs``; an unadapted answer keeps its own.
+    Log-probs are left out of every sample (the golden, the output and the answer to the incumbent's prompt)
+    unless ``logprobs``.
     """
     unadapted = case.unadapted
     data = asdict(replace(case, golden=[], output=None,
@@ -224,7 +225,7 @@ def _case_dict(case: CaseResult, logprobs: bool) -> dict[str, Any]:
     data["golden"] = [s.to_dict(logprobs=logprobs) for s in case.golden]
     data["output"] = None if case.output is None else case.output.to_dict(logprobs=logprobs)
     if unadapted is not None and unadapted.output is not None:
-        data["unadapted"]["output"] = unadapted.output.to_dict()
+        data["unadapted"]["output"] = unadapted.output.to_dict(logprobs=logprobs)
     return data
 
 

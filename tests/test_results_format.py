@@ -31,7 +31,10 @@ def test_a_file_written_before_samples_were_typed_reads_and_writes_back_byte_for
     app = [s for s in samples if s.calls]
     assert app and all(isinstance(c, CallRecord) for s in app for c in s.calls)
     assert any(s.passed for s in samples) and any(s.logprobs for s in samples)
-    assert _written(results) == text
+    # That file kept the unadapted answers' log-probs, which only --llmswap-json-logprobs keeps now: with it, the
+    # file comes back byte for byte; without it, no sample of any kind has log-probs.
+    assert _written(results, logprobs=True) == text
+    assert '"logprobs":[{' in text and '"logprobs":[{' not in _written(results)
 
 
 def test_each_sample_is_written_with_its_keys_in_the_order_of_the_dict_it_replaced():
