@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -216,12 +216,20 @@ class Response:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Response:
+        return cls(**cls._fields_of(data))
+
+    @classmethod
+    def _fields_of(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The constructor's arguments read from ``data`` (a subclass adds its own, so it is built once)."""
         lps = data.get("logprobs")
-        return cls(
+        return dict(
             text=str(data["text"]), model=str(data.get("model", "")), usage=Usage.from_dict(data.get("usage")),
             latency_s=data.get("latency_s"), cost_usd=data.get("cost_usd"), finish_reason=data.get("finish_reason"),
             logprobs=None if lps is None else tuple(TokenLogprob.from_dict(t) for t in lps),
         )
+
+
+_RESPONSE_FIELDS = tuple(f.name for f in fields(Response))
 
 
 # Milliseconds and six significant digits: what a reviewer reads, and stable in a PR diff.
@@ -270,7 +278,7 @@ class Sample(Response):
     def of(cls, response: Response, *, passed: bool | None = None,
            calls: tuple[CallRecord, ...] | None = None) -> Sample:
         """``response`` as a result keeps it (latency, cost and log-probs rounded as the file stores them)."""
-        kept = {f.name: getattr(response, f.name) for f in fields(Response)}
+        kept = {name: getattr(response, name) for name in _RESPONSE_FIELDS}
         lps = response.logprobs
         return cls(**{**kept, "latency_s": _stored_latency(response.latency_s),
                       "cost_usd": _stored_cost(response.cost_usd),
@@ -289,11 +297,11 @@ class Sample(Response):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Sample:
-        """A sample of a results or golden file (unknown keys are ignored)."""
+    def _fields_of(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A sample of a results or golden file (unknown keys are ignored): ``from_dict`` reads it."""
         calls = data.get("calls")
-        return replace(super().from_dict(data), passed=data.get("passed"),
-                       calls=None if calls is None else tuple(CallRecord.from_dict(c) for c in calls))
+        return {**super()._fields_of(data), "passed": data.get("passed"),
+                "calls": None if calls is None else tuple(CallRecord.from_dict(c) for c in calls)}
 
 
 @dataclass(frozen=True)

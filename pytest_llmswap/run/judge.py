@@ -11,7 +11,7 @@ frozen result once, at its end: passed, broken, check failed, beyond tolerance, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -121,13 +121,13 @@ class Judge:
     def _candidate(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any], kwargs: dict[str, Any]) -> CaseOutcome:
         contract, case = self.state.contract_case(key)
         golden = self._require_golden(key, case, draft["notes"])
-        goldens = golden.responses
+        goldens = _samples(golden)  # Responses too: read once, checked, scored and kept
         check = make_check(contract, case.messages[-1][1], fn, kwargs)
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # one check of the goldens serves every candidate
             self._golden_passes[case_key] = sum(o.passed for o in check_goldens(check, goldens))
         golden_passes = self._golden_passes[case_key]
-        draft.update(golden=_samples(golden), golden_passes=golden_passes)
+        draft.update(golden=goldens, golden_passes=golden_passes)
         request = self.state.plan.unadapted.get(key) if self.state.plan else None
         if request is not None:  # measured rework: the same case asked with the incumbent's own prompt
             unadapted = self._unadapted(contract, check, goldens, golden_passes, request)
@@ -152,13 +152,13 @@ class Judge:
             judgement.exceeded_metrics.append("invariance")
         return _judged(draft, judgement)
 
-    def _judgement(self, contract: ResolvedContract, check: Check, goldens: list[Response],
+    def _judgement(self, contract: ResolvedContract, check: Check, goldens: Sequence[Response],
                    golden_passes: int, answer: Response, extra: list[ExtraScorer]) -> Judgement:
         return judge_candidate(check, goldens, golden_passes, answer, tolerance=contract.contract.tolerance,
                                json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
                                extra=extra)
 
-    def _unadapted(self, contract: ResolvedContract, check: Check, goldens: list[Response],
+    def _unadapted(self, contract: ResolvedContract, check: Check, goldens: Sequence[Response],
                    golden_passes: int, request: Request) -> Unadapted:
         """The candidate's answer to the incumbent's prompt, judged as the row is (teacher-forced drift aside)."""
         prompt = request.messages[-1][1]
