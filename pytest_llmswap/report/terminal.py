@@ -15,7 +15,6 @@ from pathlib import Path
 from ..verdict.aggregate import summarize
 from ..files import write_text
 from ..results import CaseResult, RunResults
-from ..settings import Settings
 from ..run.keys import ItemKey, RunOptions
 from ..verdict.summaries import CandidateSummary, Switching, Verdict
 
@@ -38,8 +37,7 @@ class RunReport:
         if s is not None and s.candidates:
             lines.append(overall_line(self.results, candidate_views(self.results)))
             for name, c in s.candidates.items():
-                lines.extend(_candidate_lines(name, c, s.switching[name], s.verdicts[name],
-                                              self.results.run_settings))
+                lines.extend(_candidate_lines(name, c, s.switching[name], s.verdicts[name]))
         if self.results.stale_goldens:
             lines.append(f"stale goldens (prompt changed; re-record with --llmswap-record new): "
                          f"{len(self.results.stale_goldens)}")
@@ -53,9 +51,8 @@ class RunReport:
         return lines
 
 
-def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict, settings: Settings) -> list[str]:
+def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict) -> list[str]:
     """A candidate's verdict, its pass rate (the checks alone labelled apart), failed calls and cost."""
-    from ..verdict.cost import measured_rework
     from ..verdict.figures import plural
     from .view import money, months, pct
 
@@ -66,7 +63,7 @@ def _candidate_lines(name: str, c: CandidateSummary, sw: Switching, v: Verdict, 
             f"  pass rate {pct(c.pass_rate)}: {c.passed} of {plural(c.cases, 'case')} passed (incumbent "
             f"{pct(c.golden_pass_rate)}); checks passed {c.checks_passed}, {c.exceeded} beyond tolerance, "
             f"{plural(c.regressions, 'regression')}, {plural(c.improvements, 'improvement')}{failed}",
-            *([f"  {measured_rework(c, c.adaptation, settings)}"] if c.adaptation else []),
+            *([f"  {v.measured_rework}"] if v.measured_rework else []),
             f"  cost: {money(sw.cost_per_1k_calls)} per 1,000 calls, monthly {money(sw.candidate_monthly_usd)} vs "
             f"incumbent {money(sw.incumbent_monthly_usd)}{delta}; rework {money(sw.rework_usd)}"
             f"{' (your estimates, the adaptation included)' if c.adaptation else ''}; break-even {months(sw)}"]

@@ -133,7 +133,7 @@ class Judge:
             unadapted = self._unadapted(contract, check, goldens, golden_passes, request)
             draft["unadapted"] = unadapted
             draft["notes"]["incumbent's prompt"] = _unadapted_note(unadapted)
-            draft["prompt"] = self.state.case_on(key).messages[-1][1]
+            draft["prompt"] = self.state.requests[key][0].messages[-1][1]  # the adapted prompt, as asked
             check = make_check(contract, draft["prompt"], fn, kwargs)
         answer = self.state.answer(self.state.requests[key][0])
         if not isinstance(answer, Response):

@@ -99,16 +99,12 @@ class RunState:
     def candidate(self, name: str) -> ModelSpec:
         return next(c for c in self.options.candidates if c.name == name)
 
-    def adapted_prompt(self, model: str, nodeid: str) -> str | None:
-        """The template a candidate is asked instead of the contract's prompt (its ``prompts`` table names the
-        contract by its id or name, or by node id), or None."""
-        contract = self.contracts[nodeid]
-        return next((t for name, t in self.candidate(model).prompts if name in (contract.key, nodeid)), None)
-
     def case_on(self, key: ItemKey) -> Case:
-        """The case as the item's model is asked it: rendered with the candidate's adapted prompt, if it has one."""
+        """The case as the item's model is asked it: rendered with the candidate's adapted prompt, if it has one
+        (its ``prompts`` table names the contract by its id or name, or by node id)."""
         contract, case = self.contract_case(key)
-        template = None if key.model is None else self.adapted_prompt(key.model, key.nodeid)
+        prompts = () if key.model is None else self.candidate(key.model).prompts
+        template = next((t for name, t in prompts if name in (contract.key, key.nodeid)), None)
         if template is None:
             return case
         if (key.model, key.nodeid) not in self._adapted:

@@ -156,13 +156,14 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
     run, and a drop-in there still needs the adaptation, so it is a rework (``RULE_ADAPTED``).
     """
     alpha, max_rate = settings.alpha, settings.max_regression_rate
-    measured = () if adaptation is None else (measured_rework(e, adaptation, settings),)
+    measured = None if adaptation is None else _measured_rework(e, adaptation, settings)
 
     def decide(label: str, rule: str, headline: str, *reasons: str) -> Verdict:
         if label == DROP_IN and adaptation is not None:
             label, rule = REWORK, RULE_ADAPTED
             headline = f"with its adapted prompt for {', '.join(adaptation.contracts)}, {headline}"
-        return Verdict(label, f"{label}: {headline}", rule, (headline, *measured, *reasons), rework, exceeded)
+        shown = (headline, measured, *reasons) if measured else (headline, *reasons)
+        return Verdict(label, f"{label}: {headline}", rule, shown, rework, exceeded, measured)
 
     failed = f"{e.failed_calls} of {e.cases} calls failed"
     if e.answered == 0:
@@ -208,7 +209,7 @@ def verdict(e: Evidence, settings: Settings, *, rework: tuple[str, ...] = (),
                   f"failed call{noise}", *_noise_hint(e), _significance(e))
 
 
-def measured_rework(after: Evidence, adaptation: Adaptation, settings: Settings) -> str:
+def _measured_rework(after: Evidence, adaptation: Adaptation, settings: Settings) -> str:
     """One line: the candidate's verdict and broken cases on the incumbent's prompt, and what its adapted prompt
     wins back."""
     before = adaptation.before

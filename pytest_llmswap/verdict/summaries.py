@@ -185,7 +185,8 @@ class Switching:
 class Verdict:
     """The decision for one candidate: a label from :data:`VERDICTS`, a one-line headline and the reasons.
 
-    ``rule`` names the row of the verdict table in docs/cost.md that decided it.
+    ``rule`` names the row of the verdict table in docs/cost.md that decided it; ``measured_rework`` is the line
+    on a candidate asked an adapted prompt (also among the reasons).
     """
 
     verdict: str
@@ -194,6 +195,7 @@ class Verdict:
     reasons: tuple[str, ...]
     rework_contracts: tuple[str, ...] = ()
     exceeded_contracts: tuple[str, ...] = ()
+    measured_rework: str | None = None
 
 
 @dataclass(frozen=True)
