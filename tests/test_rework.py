@@ -234,3 +234,20 @@ prompts = { test_greet = "adapted.j2" }
     html = (pytester.path / "out.html").read_text()
     assert "Adapted prompt</dt><dd>broken cases 0 on the incumbent's prompt, 12 on its own" in html
     assert re.search(r"held on the incumbent&#39;s prompt too, answering <code>Greet [A-Z][a-z]+</code>", html)
+
+
+def test_a_failed_call_on_the_adapted_prompt_keeps_the_answer_to_the_incumbents_prompt(tmp_path):
+    state = candidate(tmp_path)
+    resolved = next(iter(state.contracts.values()))
+    key = ItemKey(resolved.nodeid, "ada", "cand")
+    state.plan = plan.plan(state, [key])
+    from pytest_llmswap.types import ModelCallError
+    state.answers = execute.Answers(responses={
+        state.plan.requests[key][0].key: ModelCallError("echo: empty answer"),
+        state.plan.unadapted[key].key: Response("Hello Ada")})
+    outcome = Judge(state).item(key, greets, {"output": None, "case": None})
+    state.close(owner=True)
+    [case] = outcome.cases
+    assert case.status is Status.FAILED_CALL and case.result.call_error == "echo: empty answer"
+    assert case.result.unadapted.held and case.result.unadapted.output.text == "Hello Ada"
+    assert not case.result.held  # a failed call is a failed case for the row, whatever the other prompt did
