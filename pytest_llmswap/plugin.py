@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .contract.decorator import CONTRACT_ATTR, ITEM_FIXTURE, ContractError, resolve
-from .run.heap import freeze_loaded_heap
+from .run.heap import Stage, freeze_heap
 from .report.terminal import FAILED_LISTED, ItemRun, failed_items_lines, junit_properties
 from .rootdir import restore_rootdir
 from .run import execute, finish, plan
@@ -154,6 +154,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     keys = [k for k in map(_item_key, session.items) if k is not None]
     state = session.config.stash[STATE]
+    if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
+        freeze_heap(session.config, Stage.COLLECTED)
     try:
         state.plan = plan.plan(state, keys)
     except RunError as exc:
@@ -174,8 +176,8 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         session.config.stash[JUDGE] = Judge(state)
         if session.config.getoption("llmswap_calibrate_only"):
             session.items.clear()  # calibrated: nothing is left to run
-        if state.contracts:  # suites without contracts keep Python's collector exactly as they had it
-            freeze_loaded_heap(session.config)
+        if state.contracts:
+            freeze_heap(session.config, Stage.LOADED)
     return (yield)
 
 
@@ -249,6 +251,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if state.plan is None and not state.absorbed or session.config.getoption("llmswap_calibrate_only"):
         return  # collect-only, calibrate-only, or the run stopped on bad input before any model call
+    if state.contracts:
+        freeze_heap(session.config, Stage.FINISHED)
     workeroutput = getattr(session.config, "workeroutput", None)
     end = session.config.stash[END] = finish.finish_run(state, full_run=_full_run(session),
                                                         worker=workeroutput is not None)
