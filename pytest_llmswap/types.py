@@ -342,7 +342,7 @@ class ModelSpec:
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
-    @property
+    @cached_property  # read for every request of a run
     def identity(self) -> str:
         """What decides the model's answers: used in cache keys (never includes credentials)."""
         ident = [self.kind, self.target, list(self.options), public_params(self.param_dict)]

@@ -33,8 +33,8 @@ _ABS_PATH = re.compile(r"(?<![\w.~/\\-])(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+){3,}")
 def strip_paths(text: str | None) -> str:
     """``text`` with each absolute local path cut to its last two parts: a report shared as an artifact
     must not show where the run's checkout or models lived."""
-    if not text:
-        return ""
+    if not text or ("/" not in text and "\\" not in text):
+        return text or ""
     return _ABS_PATH.sub(lambda m: "…/" + "/".join(re.split(r"[/\\]", m.group(0))[-2:]), text)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from ..models.backends import kind_of
+from ..models.backends import find
 from ..models.cache import ResponseCache
 from ..models.throughput_store import ThroughputStore
 from .prepare import counting, logit_drifts, semantic_available, semantic_scorer, throughputs
@@ -80,8 +80,9 @@ def _prepare(state: RunState, plan: Plan, responses: dict[str, Response | ModelC
     judged = _answered(state, plan, responses,
                        [(key, reqs[0]) for key, reqs in plan.requests.items() if key.model is not None])
     # Teacher-forced drift scores the answer the item is judged on (asked with an adapted prompt, if any).
+    logit_models = {s.name for s in options.candidates if (kind := find(s.kind)) is not None and kind.logits}
     local = [(k, state.candidate(k.model), r.messages, g.responses[0])  # type: ignore[arg-type]
-             for k, r, g, _ in judged if kind_of(state.candidate(k.model)).logits]  # type: ignore[arg-type]
+             for k, r, g, _ in judged if k.model in logit_models]
     logits = logit_drifts(state.executor, local, options.cache_dir) if local else {}
     answered = judged + _answered(state, plan, responses, list(plan.unadapted.items()))
     semantic = None

@@ -95,7 +95,7 @@ class Judge:
                 raise _Stop(Status.FAILED_CALL, f"recording failed: {errors[0]}")
             responses = [a for a in answers if isinstance(a, Response)]
         else:
-            golden = self._require_golden(key, case, draft["notes"])
+            golden = self._require_golden(key, contract, case, draft["notes"])
             responses = golden.responses
             perturbed = self._recorded_perturbed(key, case, golden)
         outcomes = check_goldens(make_check(contract, case.messages[-1][1], fn, kwargs), responses)
@@ -120,7 +120,7 @@ class Judge:
 
     def _candidate(self, key: ItemKey, draft: _Draft, fn: Callable[..., Any], kwargs: dict[str, Any]) -> CaseOutcome:
         contract, case = self.state.contract_case(key)
-        golden = self._require_golden(key, case, draft["notes"])
+        golden = self._require_golden(key, contract, case, draft["notes"])
         goldens = _samples(golden)  # Responses too: read once, checked, scored and kept
         check = make_check(contract, case.messages[-1][1], fn, kwargs)
         case_key = (key.nodeid, key.case_id)
@@ -142,14 +142,15 @@ class Judge:
         draft["output"] = Sample.of(answer)
         if answer.truncated:
             draft["notes"]["truncated"] = "generation hit the token limit (max_tokens / max_new_tokens)"
-        perturbed = _invariance(contract, answer.text, self._perturbed_answers(key))
-        draft.update(invariance=perturbed, golden_invariance=_invariance(contract, goldens[0].text, {
-            label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)}))
         judgement = self._judgement(contract, check, goldens, golden_passes, answer, self._logit_scorers(key))
-        line = invariance.beyond_tolerance(perturbed, contract.contract.tolerance.invariance)
-        if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
-            judgement.exceeded.append(line)
-            judgement.exceeded_metrics.append("invariance")
+        if contract.contract.invariance is not None:
+            perturbed = _invariance(contract, answer.text, self._perturbed_answers(key))
+            draft.update(invariance=perturbed, golden_invariance=_invariance(contract, goldens[0].text, {
+                label: Response.from_dict(golden.perturbed[label]["sample"]) for label in _current(case, golden)}))
+            line = invariance.beyond_tolerance(perturbed, contract.contract.tolerance.invariance)
+            if line:  # not a drift from the golden: the model against itself, judged beside the drift tolerances
+                judgement.exceeded.append(line)
+                judgement.exceeded_metrics.append("invariance")
         return _judged(draft, judgement)
 
     def _judgement(self, contract: ResolvedContract, check: Check, goldens: Sequence[Response],
@@ -202,7 +203,7 @@ class Judge:
             samples = [appcalls.sample(r, contract.contract.output, passed=r.passed) for r in runs]
             recording = self._recording(key, samples)
         else:
-            golden = self._require_golden(key, case, draft["notes"])
+            golden = self._require_golden(key, contract, case, draft["notes"])
             recorded = _samples(golden)
             runs = [appcalls.replay(fn, kwargs, s, self._app_record_command(key)) for s in recorded]
             samples = [replace(s, passed=r.passed) for s, r in zip(recorded, runs)]
@@ -226,7 +227,7 @@ class Judge:
                        kwargs: dict[str, Any]) -> CaseOutcome:
         """A contract without a prompt on a candidate: the application's calls go to the candidate."""
         contract, case = self.state.contract_case(key)
-        golden = self._require_golden(key, case, draft["notes"])
+        golden = self._require_golden(key, contract, case, draft["notes"])
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
             command = self._app_record_command(key)
@@ -276,7 +277,8 @@ class Judge:
         return appcalls.StoredCalls(cache, spec.identity if spec else "application", sample,
                                     this_run_only=self.state.options.record == "all")
 
-    def _require_golden(self, key: ItemKey, case: Case, notes: dict[str, str]) -> GoldenCase:
+    def _require_golden(self, key: ItemKey, contract: ResolvedContract, case: Case,
+                        notes: dict[str, str]) -> GoldenCase:
         """The item's golden; the case is not judged, the outcome saying how to record one, when there is none
         or it is stale (a stale golden under ``stale_goldens = "warn"`` is a line in the case's ``notes``)."""
         options = self.state.options
@@ -285,7 +287,7 @@ class Judge:
             against = "" if key.model is None else f" to compare {key.model} against"
             raise _Stop(Status.NOT_JUDGED, f"no golden for case {key.case_id!r}{against}; record it with: "
                                            f"{options.record_command} {key.nodeid}")
-        if self.state.contract_case(key)[0].stale(case, golden):
+        if contract.stale(case, golden):
             message = (f"stale golden for case {key.case_id!r}: the prompt or its params changed since it was "
                        f"recorded; re-record it with: {options.record_command} {key.nodeid}")
             if options.settings.stale_goldens == "fail":

@@ -37,9 +37,8 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
             state.golden(key)
     except GoldenFormatError as exc:
         raise RunError(str(exc)) from None
-    for key in keys:  # an adapted prompt that cannot be rendered is bad input: one line before any call
-        if key.model is not None:
-            _case_on(state, key)
+    # An adapted prompt that cannot be rendered is bad input: one line before any call.
+    asked = {key: _case_on(state, key) for key in keys if key.model is not None}
     if options.candidates and semantic_required(state) and not semantic_available():
         raise RunError("a contract sets a 'semantic' tolerance but the semantic extra is not installed: "
                        "pip install 'pytest-llmswap[semantic]'")
@@ -65,10 +64,9 @@ def plan(state: RunState, keys: list[ItemKey]) -> Plan:
             requests[key] = [_request(spec, contract, case.messages, s) for s in range(options.samples)]
         elif key.model is not None:
             spec = state.candidate(key.model)
-            asked = _case_on(state, key)
-            if asked is not case:  # measured rework: the incumbent's prompt too, judged beside the adapted one
+            if asked[key] is not case:  # measured rework: the incumbent's prompt too, judged beside the adapted one
                 unadapted[key] = _request(spec, contract, case.messages, 0)
-                case = asked
+                case = asked[key]
             requests[key] = [_request(spec, contract, case.messages, 0)]
         if key in requests:  # each model is asked the perturbed inputs too, planned with the rest
             perturbed[key] = [(v.label, _request(spec, contract, v.messages, 0)) for v in case.variants]

@@ -59,6 +59,7 @@ class RunState:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
+        self._candidates = {c.name: c for c in options.candidates}
         self.store = GoldenStore()
         self.contracts: dict[str, ResolvedContract] = {}
         self._adapted: dict[tuple[str, str], ResolvedContract] = {}  # (candidate, node id): its adapted prompt
@@ -97,7 +98,7 @@ class RunState:
         return contract, contract.case(key.case_id)
 
     def candidate(self, name: str) -> ModelSpec:
-        return next(c for c in self.options.candidates if c.name == name)
+        return self._candidates[name]
 
     def case_on(self, key: ItemKey) -> Case:
         """The case as the item's model is asked it: rendered with the candidate's adapted prompt, if it has one
