@@ -8,6 +8,8 @@ peak RSS of that process:
                installed llm_contract accepts min_pass_rate; otherwise the row says so)
 
 Run: env -u PYTHONDONTWRITEBYTECODE python benchmarks/bench_scale.py [--sizes 1000 10000] [--rounds 5]
+     [--against DIR]   (also runs the contract suites on the checkout in DIR, by PYTHONPATH, interleaved:
+                        before and after a change, e.g. DIR from `git worktree add /tmp/before <commit>`)
      [--profile per-case|statistical --size N]   (cProfile of one run: the top entries by cumulative time)
 Semantic scoring is off (semantic = false), as in bench_replay.py; bench_semantic_fastpath.py measures it.
 """
@@ -53,12 +55,13 @@ def statistical_supported() -> bool:
     return "min_pass_rate" in inspect.signature(llm_contract).parameters
 
 
-def run(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one pytest process."""
-    return timed(pytest_cmd(args), cwd, ok=ok)
+def run(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,), tree: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one pytest process (with the plugin of checkout ``tree``, if given)."""
+    env = bench_env() if tree is None else {**bench_env(), "PYTHONPATH": str(tree)}
+    return timed(pytest_cmd(args), cwd, env=env, ok=ok)
 
 
-def make_suites(root: Path, n: int) -> dict[str, list[str]]:
+def make_suites(root: Path, n: int, tree: Path | None = None) -> dict[str, list[str]]:
     """Write the suites for N cases under ``root``, record their goldens; the pytest args of each run."""
     (root / "pyproject.toml").write_text("[tool.llmswap]\nsemantic = false\n")
     (root / "bare").mkdir()
@@ -70,18 +73,23 @@ def make_suites(root: Path, n: int) -> dict[str, list[str]]:
     for name, extra in suites.items():
         (root / name).mkdir()
         (root / name / "test_contract.py").write_text(CONTRACT.format(n=n, extra=extra))
-        run([name, "--incumbent-model", "echo", "--llmswap-record", "new"], root)
+        run([name, "--incumbent-model", "echo", "--llmswap-record", "new"], root, tree=tree)
         runs[name] = [name, "--candidate-model", "echo", "--llmswap-report", str(root / f"{name}.html")]
     return runs
 
 
-def measure(n: int, rounds: int) -> None:
+def measure(n: int, rounds: int, against: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        runs = make_suites(root, n)
-        for args in runs.values():  # warm-up: .pyc files and the response store
-            run(args, root)
-        times, mems = interleaved({k: (lambda a=a: run(a, root)) for k, a in runs.items()}, rounds)
+        here, other = Path(tmp) / "this", Path(tmp) / "against"
+        here.mkdir()
+        runs = {k: (lambda a=a: run(a, here)) for k, a in make_suites(here, n).items()}
+        if against is not None:  # the same suites on the other checkout, recorded by it in its own folder
+            other.mkdir()
+            runs.update({f"{k} ({against.name})": (lambda a=a: run(a, other, tree=against))
+                         for k, a in make_suites(other, n, against).items() if k != "bare"})
+        for measure_once in runs.values():  # warm-up: .pyc files and the response store
+            measure_once()
+        times, mems = interleaved(runs, rounds)
     # Ratios per round (the runs of a round shared the machine's load), then their median.
     ratios = {k: statistics.median(t / b for t, b in zip(times[k], times["bare"])) for k in runs}
     for name in runs:
@@ -112,6 +120,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", choices=["per-case", "statistical"])
     parser.add_argument("--size", type=int, default=1000, help="cases for --profile")
+    parser.add_argument("--against", type=Path, help="a checkout of another version to run side by side")
     opts = parser.parse_args()
     if opts.profile:
         profile(opts.profile, opts.size)
@@ -119,7 +128,7 @@ def main() -> None:
     print(f"| cases | run | wall, median of {opts.rounds} | vs bare (median of per-round ratios) | peak RSS |")
     print("|---:|---|---:|---:|---:|")
     for n in opts.sizes:
-        measure(n, opts.rounds)
+        measure(n, opts.rounds, opts.against.resolve() if opts.against else None)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,11 @@ _METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
+#: The similarity metrics by preference (a registered metric is not one: ``register_metric`` sets none).
+_SIMILARITIES = tuple(name for _, name in sorted((m.similarity, m.name) for m in _METRICS.values()
+                                                  if m.similarity is not None))
+
+
 def register_metric(name: str, scorer: Scorer, *, higher_is_better: bool, tolerance_key: str | None = None,
                     local_only: bool = False) -> Metric:
     """Score every answered case with ``scorer`` under ``name`` from now on in this process; returns the metric.
@@ -101,8 +106,7 @@ def metrics() -> tuple[Metric, ...]:
 
 def similarity(scores: Mapping[str, float | None]) -> float | None:
     """How close an answer is to its golden: the first similarity metric (by preference) it was scored on."""
-    ranked = sorted((m.similarity, m.name) for m in _METRICS.values() if m.similarity is not None)
-    return next((scores[name] for _, name in ranked if scores.get(name) is not None), None)
+    return next((scores[name] for name in _SIMILARITIES if scores.get(name) is not None), None)
 
 
 def report_order(names: Sequence[str] | set[str]) -> list[str]:

@@ -125,7 +125,7 @@ class RunState:
 
         ``plan`` and ``responses`` default to those the run keeps; execution passes its own before it returns.
         """
-        contract, case = self.contract_case(key)
+        contract = self.contracts[key.nodeid]
         plan = self.plan if plan is None else plan
         recording = (plan.requests.get(ItemKey(key.nodeid, key.case_id))
                      if plan is not None and key.model is not None else None)
@@ -133,6 +133,7 @@ class RunState:
             responses = self.answers.responses if responses is None else responses
             answers = [responses.get(r.key) for r in recording]
             if all(isinstance(a, Response) for a in answers):
+                case = contract.case(key.case_id)
                 return GoldenCase(prompt_hash=case.prompt_hash, variables=case.variables,
                                   messages=[list(m) for m in case.messages], model=answers[0].model, params={},
                                   samples=[a.to_dict() for a in answers if isinstance(a, Response)])
