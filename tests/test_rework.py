@@ -23,7 +23,7 @@ from pytest_llmswap.run.judge import Judge
 from pytest_llmswap.run.keys import ItemKey, RunError, RunOptions
 from pytest_llmswap.run.outcome import Status
 from pytest_llmswap.run.state import RunState
-from pytest_llmswap.types import Response
+from pytest_llmswap.types import ModelCallError, Response
 from pytest_llmswap.verdict import aggregate
 from pytest_llmswap.verdict.cost import RULE_ADAPTED
 from pytest_llmswap.verdict.summaries import DROP_IN, REWORK
@@ -119,18 +119,23 @@ def test_without_an_adapted_prompt_nothing_is_asked_twice(tmp_path):
     assert aggregate.summarize(results).candidates["cand"].adaptation is None
 
 
-def test_a_failed_call_on_the_incumbents_prompt_is_kept_and_the_row_still_judged(tmp_path):
+def _judged_case(tmp_path, adapted: Response | ModelCallError, incumbents: Response | ModelCallError):
+    """Case ``ada`` on the candidate, its adapted prompt answered with ``adapted`` and the incumbent's prompt with
+    ``incumbents``."""
     state = candidate(tmp_path)
     resolved = next(iter(state.contracts.values()))
     key = ItemKey(resolved.nodeid, "ada", "cand")
     state.plan = plan.plan(state, [key])
-    from pytest_llmswap.types import ModelCallError
-    state.answers = execute.Answers(responses={
-        state.plan.requests[key][0].key: Response("Hello Ada"),
-        state.plan.unadapted[key].key: ModelCallError("echo: 503 Service Unavailable")})
+    state.answers = execute.Answers(responses={state.plan.requests[key][0].key: adapted,
+                                               state.plan.unadapted[key].key: incumbents})
     outcome = Judge(state).item(key, greets, {"output": None, "case": None})
     state.close(owner=True)
     [case] = outcome.cases
+    return case
+
+
+def test_a_failed_call_on_the_incumbents_prompt_is_kept_and_the_row_still_judged(tmp_path):
+    case = _judged_case(tmp_path, Response("Hello Ada"), ModelCallError("echo: 503 Service Unavailable"))
     assert case.status is Status.PASSED and case.result.unadapted.call_error == "echo: 503 Service Unavailable"
     assert not case.result.unadapted.held
 
@@ -237,17 +242,7 @@ prompts = { test_greet = "adapted.j2" }
 
 
 def test_a_failed_call_on_the_adapted_prompt_keeps_the_answer_to_the_incumbents_prompt(tmp_path):
-    state = candidate(tmp_path)
-    resolved = next(iter(state.contracts.values()))
-    key = ItemKey(resolved.nodeid, "ada", "cand")
-    state.plan = plan.plan(state, [key])
-    from pytest_llmswap.types import ModelCallError
-    state.answers = execute.Answers(responses={
-        state.plan.requests[key][0].key: ModelCallError("echo: empty answer"),
-        state.plan.unadapted[key].key: Response("Hello Ada")})
-    outcome = Judge(state).item(key, greets, {"output": None, "case": None})
-    state.close(owner=True)
-    [case] = outcome.cases
+    case = _judged_case(tmp_path, ModelCallError("echo: empty answer"), Response("Hello Ada"))
     assert case.status is Status.FAILED_CALL and case.result.call_error == "echo: empty answer"
     assert case.result.unadapted.held and case.result.unadapted.output.text == "Hello Ada"
     assert not case.result.held  # a failed call is a failed case for the row, whatever the other prompt did
