@@ -24,6 +24,13 @@ pytest_plugins = ["pytester"]
 # Nothing in the test suite may reach the network (litellm's price map: pytest_llmswap/__init__.py).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The weights digests of the checkpoints the tests train go to a folder of this run, not the user's cache
+# (pytest_llmswap/models/weights.py); one folder for every xdist worker and subprocess of the run.
+if "LLMSWAP_CACHE_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["LLMSWAP_CACHE_HOME"] = tempfile.mkdtemp(prefix="llmswap-test-cache-")
+
 # Tests rewrite modules that their inner runs import (an application pointed at another server). Python takes a
 # .pyc as current when its source has the same size and modification second, so a rewrite within the second
 # would run the old code; no process of the suite writes bytecode (in-process runs, and subprocesses by the

@@ -143,7 +143,7 @@ def _parse_hf(text: str, base: Path | None) -> Parsed | None:
 
 
 def _hf_revision(target: str) -> str:
-    from .hf import weights_digest  # no torch, no transformers
+    from .weights import weights_digest
 
     folder = Path(target).expanduser()
     return weights_digest(folder) if folder.is_dir() else ""

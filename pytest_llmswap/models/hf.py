@@ -20,6 +20,7 @@ from ..types import ModelCallError, ModelSpec, Request, Response, TokenLogprob, 
 from .base import AnswerCallback, reject_empty
 from .hf_sampling import RowSampler, check_hf_params, decoding
 from .hf_spec import check_folder, check_spec, hub_reachable, is_local, validate_hf_options
+from .weights import weights_digest
 
 __all__ = ["HFBackend", "check_hf_params", "check_spec", "validate_hf_options"]
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_MAX_NEW_TOKENS = 128
 DEFAULT_TOP_K_LOGPROBS = 5
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 @dataclass
@@ -44,24 +44,6 @@ class _Loaded:
 
 _CACHE: dict[tuple[str, str, str, str], _Loaded] = {}
 _CACHE_LOCK = threading.Lock()
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def weights_digest(folder: Path) -> str:
-    """Short sha256 over the weight files, so a golden names the exact checkpoint; cached by size and mtime."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
-    digest = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in _HASHES:
-            file_hash = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    file_hash.update(chunk)
-            _HASHES[key] = file_hash.hexdigest()
-        digest.update(path.name.encode() + _HASHES[key].encode())
-    return digest.hexdigest()[:12]
 
 
 def _load(target: str, dtype: str, quant: str, device: str) -> _Loaded:

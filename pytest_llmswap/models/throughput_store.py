@@ -49,7 +49,7 @@ def calibration_key(spec: ModelSpec) -> tuple[str, str]:
 
         checkpoint = spec.target
         if is_local(spec.target):
-            from .hf import weights_digest
+            from .weights import weights_digest
 
             checkpoint = "sha256:" + weights_digest(Path(spec.target).expanduser().resolve())
         options = spec.option_dict
