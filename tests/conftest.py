@@ -27,9 +27,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The weights digests of the checkpoints the tests train go to a folder of this run, not the user's cache
 # (pytest_llmswap/models/weights.py); one folder for every xdist worker and subprocess of the run.
 if "LLMSWAP_CACHE_HOME" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["LLMSWAP_CACHE_HOME"] = tempfile.mkdtemp(prefix="llmswap-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["LLMSWAP_CACHE_HOME"], ignore_errors=True)  # the process that made it
 
 # Tests rewrite modules that their inner runs import (an application pointed at another server). Python takes a
 # .pyc as current when its source has the same size and modification second, so a rewrite within the second
