@@ -227,16 +227,15 @@ class Judge:
                        kwargs: dict[str, Any]) -> CaseOutcome:
         """A contract without a prompt on a candidate: the application's calls go to the candidate."""
         contract, case = self.state.contract_case(key)
-        golden = self._require_golden(key, contract, case, draft["notes"])
+        goldens = _samples(self._require_golden(key, contract, case, draft["notes"]))
         case_key = (key.nodeid, key.case_id)
         if case_key not in self._golden_passes:  # the goldens' checks: the body replayed on each sample, offline
             command = self._app_record_command(key)
-            replays = [appcalls.replay(fn, kwargs, s, command) for s in _samples(golden)]
+            replays = [appcalls.replay(fn, kwargs, s, command) for s in goldens]
             self._golden_passes[case_key] = sum(r.passed for r in replays)
             mismatch = next((r.failure for r in replays if appcalls.is_mismatch(r.failure)), None)
             if mismatch is not None:
                 self._app_mismatch[case_key] = str(mismatch)
-        goldens = _samples(golden)
         draft.update(golden=goldens, golden_passes=self._golden_passes[case_key])
         if case_key in self._app_mismatch:  # the application changed: its golden says nothing about a candidate
             raise _Stop(Status.NOT_JUDGED, self._app_mismatch[case_key])
@@ -253,11 +252,8 @@ class Judge:
         sample = appcalls.sample(run, contract.contract.output)
         draft.update(output=sample, prompt=appcalls.first_prompt(run))
         draft["notes"]["calls"] = appcalls.calls_note(run)
-        judgement = judge_candidate(
-            lambda output, reference: CheckOutcome(run.failure), golden.responses, self._golden_passes[case_key],
-            sample, tolerance=contract.contract.tolerance,
-            json_output=contract.contract.output == "json", semantic=self.state.answers.semantic,
-            extra=[appcalls.tool_scorer(goldens[0], run)])
+        judgement = self._judgement(contract, lambda output, reference: CheckOutcome(run.failure), goldens,
+                                    self._golden_passes[case_key], sample, [appcalls.tool_scorer(goldens[0], run)])
         return _judged(draft, judgement)
 
     def _incumbent_answer(self, allow_empty: bool) -> tuple[Any, str]:
