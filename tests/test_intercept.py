@@ -27,8 +27,6 @@ from pytest_llmswap.intercept import (
     candidate_answer,
     intercept,
     is_patched,
-    records_from_json,
-    records_to_json,
     summarize,
     tool_call_agreement,
 )
@@ -168,7 +166,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def roundtrip(records: list[CallRecord]) -> list[CallRecord]:
-    return records_from_json(json.loads(json.dumps(records_to_json(records))))
+    return [CallRecord.from_dict(d) for d in json.loads(json.dumps([r.to_dict() for r in records]))]
 
 
 def record(app: Any, method: str, *args: Any) -> tuple[Any, list[CallRecord]]:
@@ -193,7 +191,7 @@ def test_record_stores_each_call_once_without_credentials(prod: Any) -> None:
     assert calls[2].response["text"] == "Your order A17 has shipped."
     assert calls[2].response["model"] == "prod-model-2026-01-01"
     assert all(c.response["latency_s"] > 0 and c.response["usage"]["input_tokens"] > 0 for c in calls)
-    stored = json.dumps(records_to_json(calls))
+    stored = json.dumps([c.to_dict() for c in calls])
     assert SECRET not in stored and "127.0.0.1" not in stored
     summary = summarize(calls)
     assert summary["calls"] == 3 and summary["tool_calls"] == 1

@@ -17,10 +17,10 @@ from .handlers import (
     litellm_answer,
 )
 from .patch import Session, intercept, is_patched
-from .records import CallRecord, records_from_json, records_to_json, summarize, tool_call_agreement
+from .records import CallRecord, summarize, tool_call_agreement
 
 __all__ = [
     "Answer", "CallRecord", "Candidate", "Handler", "InterceptError", "Record", "Replay", "ReplayMismatch",
     "Session", "backend_answer", "candidate_answer", "intercept", "is_patched", "litellm_answer",
-    "records_from_json", "records_to_json", "summarize", "tool_call_agreement",
+    "summarize", "tool_call_agreement",
 ]

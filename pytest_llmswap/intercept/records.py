@@ -9,14 +9,6 @@ from typing import Any
 from ..types import CallRecord
 
 
-def records_to_json(records: Sequence[CallRecord]) -> list[dict[str, Any]]:
-    return [r.to_dict() for r in records]
-
-
-def records_from_json(data: Sequence[dict[str, Any]] | None) -> list[CallRecord]:
-    return [CallRecord.from_dict(d) for d in data or ()]
-
-
 def summarize(records: Sequence[CallRecord]) -> dict[str, Any]:
     """Calls, tokens, latency and cost summed over one case; cost is None when a call has no price."""
     usages = [r.response.get("usage") or {} for r in records]
@@ -31,10 +23,9 @@ def summarize(records: Sequence[CallRecord]) -> dict[str, Any]:
     }
 
 
-def _calls(record: CallRecord | dict[str, Any]) -> list[tuple[str, Any]]:
-    response = record.response if isinstance(record, CallRecord) else (record.get("response") or {})
+def _calls(record: CallRecord) -> list[tuple[str, Any]]:
     out = []
-    for call in response.get("tool_calls") or ():
+    for call in record.response.get("tool_calls") or ():
         fn = call.get("function") or {}
         try:
             args = json.loads(fn.get("arguments") or "{}")
@@ -44,8 +35,7 @@ def _calls(record: CallRecord | dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def tool_call_agreement(golden: Sequence[CallRecord | dict[str, Any]],
-                        other: Sequence[CallRecord | dict[str, Any]]) -> float:
+def tool_call_agreement(golden: Sequence[CallRecord], other: Sequence[CallRecord]) -> float:
     """How far two runs of a case agree on tool calls, in [0, 1]; 1.0 when neither calls a tool.
 
     Calls are paired by position (the n-th LLM call of each run), and within a call tool calls by position:
