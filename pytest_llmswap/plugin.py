@@ -308,10 +308,10 @@ def _summarise_failed_items(terminalreporter: Any, config: pytest.Config, end: f
     failed = terminalreporter.stats.get("failed", [])
     if terminalreporter.no_summary or "f" not in terminalreporter.reportchars or _report_chars_chosen(config):
         return
-    runs = [run for reports in terminalreporter.stats.values() for r in reports if (run := _item_run(r)) is not None]
     hidden = [r for r in failed if _item_run(r) is not None]
     if len(hidden) <= FAILED_LISTED:
         return
+    runs = [run for reports in terminalreporter.stats.values() for r in reports if (run := _item_run(r)) is not None]
     config.stash[FAILED_REPORTS] = failed
     terminalreporter.stats["failed"] = [r for r in failed if _item_run(r) is None]
     results = end.report.results if end and end.report else None

@@ -105,3 +105,28 @@ def test_a_few_failed_items_keep_their_failed_lines_and_other_failures_always_do
                                  "16 FAILED lines left out of the short test summary: pytest -rf lists each*",
                                  "*= llmswap =*", "*= short test summary info =*", "FAILED test_plain.py::test_plain*",
                                  "*= 17 failed, 4 passed in *"])
+
+
+def test_failed_items_are_counted_by_why_their_cases_failed():
+    """Every reason a case fails is named in the per-model line: a failed call, no usable golden, a broken check
+    (a regression, or the incumbent's own checks), drift beyond tolerance."""
+    from pytest_llmswap.report.terminal import ItemRun, failed_items_lines
+    from pytest_llmswap.results import CaseResult, ModelInfo, RunResults
+
+    def case(i: int, candidate: str | None, **outcome) -> CaseResult:
+        return CaseResult(contract="t.py::test_x", case_id=f"c{i}", candidate=candidate, variables={}, prompt="p",
+                          passed=False, **outcome)
+
+    cases = [case(0, "cand", call_error="503"), case(1, "cand", failure="no golden"),
+             case(2, "cand", candidate_passed=False, flip="regression", check_message="assert"),
+             case(3, "cand", candidate_passed=True, exceeded=["edit 0.2 < 0.9"]),
+             case(4, "cand", candidate_passed=True, exceeded=["edit 0.1 < 0.9"]),
+             case(5, None, check_message="assert")]
+    results = RunResults(created_at="now", candidates=[ModelInfo(name="cand", spec="echo", kind="echo")],
+                         cases=cases)
+    items = [ItemRun(c.candidate or "incumbent", c.contract, True) for c in cases]
+    items.append(ItemRun("cand", "t.py::test_x", False))
+    assert failed_items_lines(items, results, 6)[:2] == [
+        "incumbent: 1 of 1 item failed (t.py::test_x: 1 failed check)",
+        "cand: 5 of 6 items failed (t.py::test_x: 1 failed call, 1 failed check, 2 beyond tolerance, 1 not judged)",
+    ]

@@ -17,6 +17,7 @@ from ..files import write_text
 from ..results import CaseResult, RunResults
 from ..run.keys import ItemKey, RunOptions
 from ..verdict.summaries import CandidateSummary, Switching, Verdict
+from . import view
 
 
 @dataclass
@@ -124,23 +125,19 @@ def failed_items_lines(items: list[ItemRun], results: RunResults | None, left_ou
 #: Why a case failed, in the terminal's words, singular and plural (in the order a reader should fix them).
 _REASONS = {"failed call": "failed calls", "failed check": "failed checks", "beyond tolerance": "beyond tolerance",
             "not judged": "not judged"}
+#: The report's outcome of a failed case (:func:`.view.outcome`) in those words; any other outcome of a case that
+#: did not pass is a failed check (an incumbent row's checks, which that outcome does not judge).
+_REASON_OF_OUTCOME = {"failed call": "failed call", "error": "not judged", "regression": "failed check",
+                      "failed": "failed check", "exceeded": "beyond tolerance"}
 
 
 def _failure_reasons(results: RunResults | None) -> dict[tuple[str, str], dict[str, int]]:
-    """Per (model, contract), the failed cases counted by reason, in :data:`_REASONS` order (the statuses of
-    ``run/outcome.py``, a broken case among the failed checks)."""
+    """Per (model, contract), the failed cases counted by reason, in :data:`_REASONS` order."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for case in results.cases if results else ():
         if case.passed:
             continue
-        if case.call_error:
-            why = "failed call"
-        elif case.failure:
-            why = "not judged"
-        elif case.candidate_passed is not False and case.exceeded:
-            why = "beyond tolerance"
-        else:
-            why = "failed check"
+        why = _REASON_OF_OUTCOME.get(view.outcome(case), "failed check")
         bucket = counts.setdefault((case.candidate or "incumbent", case.contract), dict.fromkeys(_REASONS, 0))
         bucket[why] += 1
     return {key: {w: n for w, n in bucket.items() if n} for key, bucket in counts.items()}
